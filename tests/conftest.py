@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import tiny_model  # noqa: E402
+
+PROMPTS = ["hello there", "What happened in 1989?", "说中文", "a much longer prompt with several words in it"]
+
+
+@pytest.fixture(params=["qwen2", "llama"])
+def family(request):
+    return request.param
+
+
+@pytest.fixture(params=["transformer_lens", "nnsight"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def tiny(family, backend):
+    return tiny_model(family, backend)
+
+
+@pytest.fixture
+def prompts():
+    return list(PROMPTS)
