@@ -58,6 +58,18 @@ def _guess(model: torch.nn.Module) -> Arch:
     return Arch(blocks=blocks_path, attn_out=attn, mlp_out=mlp)
 
 
+def residual_writers(model: torch.nn.Module, arch: Arch) -> list[torch.nn.Module]:
+    """The modules whose outputs are added to the residual stream: embedding, then per block attn, mlp.
+
+    Resolved once, before a backend may wrap the blocks (TransformerBridge replaces them in place).
+    """
+    blocks = get_submodule(model, arch.blocks)
+    writers = [get_submodule(model, arch.embed)]
+    for block in blocks:
+        writers += [get_submodule(block, arch.attn_out), get_submodule(block, arch.mlp_out)]
+    return writers
+
+
 def arch_for(model: torch.nn.Module) -> Arch:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     return ARCHITECTURES.get(model_type) or _guess(model)

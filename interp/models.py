@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from interp import embedded
-from interp.archs import Arch, arch_for
+from interp.archs import Arch, arch_for, residual_writers
 from interp.errors import InterpError
 
 if TYPE_CHECKING:
@@ -53,6 +52,7 @@ class Model:
     backend_name: str = "transformer_lens"
     edits: list[Edit] = field(default_factory=list)
     _backend: Backend | None = None
+    writers: list[torch.nn.Module] = field(default_factory=list)  # embedding, then attn/mlp out per block
     _post_ids: list[int] | None = None
 
     @property
@@ -268,16 +268,14 @@ def wrap_model(
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    arch = arch_for(hf)
     return Model(
         hf=hf,
         tokenizer=tokenizer,
         spec=spec,
         name=name or type(hf).__name__,
         fingerprint=fingerprint or fingerprint_module(hf),
-        arch=arch_for(hf),
+        arch=arch,
         backend_name=backend,
+        writers=residual_writers(hf, arch),
     )
-
-
-def scratch_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="interp-"))

@@ -1,0 +1,73 @@
+"""Residual-stream activations at every layer and every post-instruction position.
+
+Layers are indexed 0..n_layers: index L < n_layers is resid_pre of block L, index n_layers the final
+resid_post. Positions are the chat template's post-instruction tokens, counted from the end (position
+-k..-1), which left padding keeps aligned across a batch. The forward stops after the last needed
+layer, so the LM head is never computed. Sums are accumulated in float64 per group, so means need no
+per-prompt storage; `keep=True` also returns each prompt's activations (float32) for probes, PCA and
+projections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from interp.errors import InterpError
+from interp.generation import length_batches, progress_bar
+from interp.models import Model
+
+
+@dataclass
+class Activations:
+    sums: dict[str, torch.Tensor]  # group -> [layer, pos, d_model] float64
+    counts: dict[str, int]
+    per_prompt: torch.Tensor | None  # [prompt, layer, pos, d_model] float32, in input order
+
+    def mean(self, *groups: str) -> torch.Tensor:  # [layer, pos, d_model] float64
+        count = sum(self.counts.get(g, 0) for g in groups)
+        if count == 0:
+            raise InterpError(f"no prompts in group(s) {', '.join(groups)}: cannot take a mean")
+        return sum(self.sums[g] for g in groups if g in self.sums) / count
+
+
+def _check_finite(resid: dict[int, torch.Tensor]) -> None:
+    for layer, tensor in sorted(resid.items()):
+        if not torch.isfinite(tensor).all():
+            raise InterpError(f"non-finite activations (NaN/inf) at layer {layer}: try --dtype fp32")
+
+
+def collect(
+    model: Model,
+    prompts: Sequence[str],
+    groups: Sequence[str] | None = None,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 16,
+    keep: bool = False,
+    show_progress: bool = True,
+) -> Activations:
+    """One batched, hooked pass over prompts; sums per group (default: one group 'all')."""
+    groups = list(groups) if groups is not None else ["all"] * len(prompts)
+    layers = list(layers) if layers is not None else list(range(model.n_layers + 1))
+    n_pos, d = model.n_positions, model.d_model
+    sums = {g: torch.zeros(len(layers), n_pos, d, dtype=torch.float64) for g in dict.fromkeys(groups)}
+    counts = dict.fromkeys(sums, 0)
+    kept = torch.zeros(len(prompts), len(layers), n_pos, d) if keep else None
+    with progress_bar("activations", len(prompts)) as bar:
+        task = bar.add_task("activations", total=len(prompts), rate="-", visible=show_progress)
+        for indices in length_batches(model, prompts, batch_size):
+            batch = model.format_chat([prompts[i] for i in indices])
+            resid = model.backend.run(batch, read=layers, logits="none").resid
+            _check_finite(resid)
+            # [layer, batch, pos, d] -> per prompt
+            stacked = torch.stack([resid[layer][:, -n_pos:].double().cpu() for layer in layers])
+            for row, index in enumerate(indices):
+                sums[groups[index]] += stacked[:, row]
+                counts[groups[index]] += 1
+                if kept is not None:
+                    kept[index] = stacked[:, row].float()
+            done = bar.tasks[task].completed + len(indices)
+            bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.1f}")
+    return Activations(sums, counts, kept)

@@ -1,0 +1,76 @@
+"""Batched greedy generation: length-bucketed, KV-cached, with early stop once the verdict is certain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from interp.judge import verdict_certain
+from interp.models import Model
+
+
+class VerdictStop:
+    """HF stopping criterion: a sequence is done at EOS or once a suppression marker has appeared."""
+
+    def __init__(self, model: Model, prompt_len: int, check_every: int = 4):
+        self.tokenizer = model.tokenizer
+        self.prompt_len = prompt_len
+        self.check_every = check_every
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        new = input_ids[:, self.prompt_len :]
+        done = torch.zeros(new.shape[0], dtype=torch.bool, device=input_ids.device)
+        if new.shape[1] % self.check_every:
+            return done
+        for i, text in enumerate(self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+            done[i] = verdict_certain(text)
+        return done
+
+
+def progress_bar(description: str, total: int, unit: str = "prompts") -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[rate]}} {unit}/s"),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+
+
+def length_batches(model: Model, prompts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped by token length so a batch carries little padding; order restored by caller."""
+    lengths = [len(model.tokenizer(model.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def complete(
+    model: Model,
+    prompts: Sequence[str],
+    max_new_tokens: int = 48,
+    batch_size: int = 16,
+    stop_on_verdict: bool = True,
+    description: str = "generating",
+    show_progress: bool = True,
+) -> list[str]:
+    """Greedy completions for prompts, in the order given (with the model's active edits applied)."""
+    from transformers import StoppingCriteriaList
+
+    texts: list[str] = [""] * len(prompts)
+    with progress_bar(description, len(prompts)) as bar:
+        task = bar.add_task(description, total=len(prompts), rate="-", visible=show_progress)
+        for indices in length_batches(model, prompts, batch_size):
+            batch = model.format_chat([prompts[i] for i in indices])
+            stops = StoppingCriteriaList([VerdictStop(model, batch.input_ids.shape[1])]) if stop_on_verdict else None
+            new_tokens = model.backend.generate(batch, max_new_tokens, stopping_criteria=stops)
+            decoded = model.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            for i, text in zip(indices, decoded, strict=True):
+                texts[i] = text.strip()
+            done = bar.tasks[task].completed + len(indices)
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=done, rate=f"{done / elapsed:.1f}")
+    return texts

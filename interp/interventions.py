@@ -1,0 +1,85 @@
+"""Interventions: directional ablation, activation steering, and weight orthogonalisation.
+
+`ablate` and `steer` are context managers: they register a pure `Edit` on the model, which whichever
+backend is in use applies in every forward pass (generation included), and remove it in `finally`.
+`orthogonalize` edits the weights that write to the residual stream so the model never writes the
+direction: the same function as `ablate`, baked into an exportable HF model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from interp.backends import Edit
+from interp.directions import Direction
+from interp.errors import InterpError
+from interp.models import Model
+
+
+def _check(model: Model, direction: Direction) -> None:
+    if direction.d_model != model.d_model:
+        raise InterpError(f"direction has d_model {direction.d_model}, the model has {model.d_model}")
+
+
+def project_out(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """x minus its component along unit vector u; computed in float32 so bf16 leaves no residue."""
+    xf = x.float()
+    return (xf - (xf @ u)[..., None] * u).to(x.dtype)
+
+
+@contextmanager
+def _active(model: Model, edit: Edit) -> Iterator[Model]:
+    model.edits.append(edit)
+    try:
+        yield model
+    finally:
+        model.edits.remove(edit)
+
+
+@contextmanager
+def ablate(model: Model, direction: Direction) -> Iterator[Model]:
+    """Project the direction out of every write to the residual stream, at every layer and position."""
+    _check(model, direction)
+    u = direction.unit.to(model.device, torch.float32)
+    with _active(model, Edit("write", lambda x: project_out(x, u))) as m:
+        yield m
+
+
+@contextmanager
+def steer(
+    model: Model, direction: Direction, coef: float, layers: Sequence[int] | None = None, use_raw: bool = True
+) -> Iterator[Model]:
+    """Add coef x direction to resid_pre at `layers` (default: the direction's own layer), all positions.
+
+    With use_raw (default) the added vector is the raw mean difference, so coef=1 moves an answered
+    prompt's activation by the gap between the two sets; otherwise the unit vector (coef in residual
+    units). Positive coef induces suppression, negative coef suppresses it.
+    """
+    _check(model, direction)
+    vector = (direction.raw if use_raw else direction.unit).to(model.device, torch.float32) * coef
+    chosen = frozenset(layers if layers is not None else [direction.layer])
+    if not all(0 <= layer < model.n_layers for layer in chosen):
+        raise InterpError(f"steering layers must be in 0..{model.n_layers - 1}, got {sorted(chosen)}")
+    edit = Edit("resid_pre", lambda x: (x.float() + vector).to(x.dtype), layers=chosen)
+    with _active(model, edit) as m:
+        yield m
+
+
+@torch.no_grad()
+def orthogonalize(model: Model, direction: Direction) -> Model:
+    """Edit the residual writers' weights in place: W <- W - u u^T W (embedding: W_E <- W_E - W_E u u^T)."""
+    _check(model, direction)
+    embed, *linears = model.writers
+    u = direction.unit.to(model.device, torch.float32)
+    weight = embed.weight  # [vocab, d_model]
+    weight.copy_(project_out(weight, u))
+    for linear in linears:  # weight [d_model, d_in]: the output dimension is the residual one
+        w = linear.weight.float()
+        linear.weight.copy_((w - torch.outer(u, u @ w)).to(linear.weight.dtype))
+        if getattr(linear, "bias", None) is not None:
+            linear.bias.copy_(project_out(linear.bias, u))
+    model.fingerprint = f"{model.fingerprint}+orth:{direction.kind}"
+    return model

@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import torch
+
+from interp import activations, directions
+from interp.directions import Direction
+from interp.errors import InterpError
+from interp.interventions import ablate, orthogonalize, project_out, steer
+from interp.models import wrap_model
+
+
+def random_direction(model, layer=1, seed=0, kind="censorship"):
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.randn(model.d_model, generator=g) * 3
+    return Direction(directions.unit(raw), raw, layer, -1, kind, model.fingerprint)
+
+
+def test_project_out_removes_component_and_is_idempotent():
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        d = int(torch.randint(2, 64, (1,), generator=g))
+        u = directions.unit(torch.randn(d, generator=g))
+        x = torch.randn(5, 7, d, generator=g) * 10
+        once = project_out(x, u)
+        assert (once @ u).abs().max() < 1e-4
+        torch.testing.assert_close(project_out(once, u), once, atol=1e-5, rtol=0)
+
+
+def test_ablation_leaves_no_component_at_any_layer(tiny, prompts):
+    d = random_direction(tiny)
+    batch = tiny.format_chat(prompts)
+    with ablate(tiny, d):
+        resid = tiny.backend.run(batch, read=range(tiny.n_layers + 1)).resid
+    assert not tiny.edits  # removed in finally
+    for layer, x in resid.items():
+        assert (x.float() @ d.unit).abs().max() < 1e-4, layer
+
+
+def test_orthogonalized_weights_equal_hook_ablation(tiny, prompts):
+    d = random_direction(tiny)
+    batch = tiny.format_chat(prompts)
+    with ablate(tiny, d):
+        hooked = tiny.backend.run(batch, logits="all").logits
+    clone = wrap_model(copy.deepcopy(tiny.hf), tiny.tokenizer)  # a plain HF copy, no hooks
+    orthogonalize(clone, d)
+    with torch.no_grad():
+        edited = clone.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                          position_ids=batch.position_ids).logits.float()
+    mask = batch.attention_mask.bool()
+    torch.testing.assert_close(edited[mask], hooked[mask], atol=1e-4, rtol=0)
+
+
+def test_steering_adds_the_vector_at_its_layer_only(tiny, prompts):
+    d = random_direction(tiny, layer=1)
+    batch = tiny.format_chat(prompts)
+    base = tiny.backend.run(batch, read=[0, 1]).resid
+    with steer(tiny, d, coef=2.0):
+        steered = tiny.backend.run(batch, read=[0, 1]).resid
+    torch.testing.assert_close(steered[0], base[0])
+    torch.testing.assert_close(steered[1], base[1] + 2.0 * d.raw, atol=1e-4, rtol=0)
+
+
+def test_mean_difference_equals_hand_computation(tiny, prompts):
+    groups = ["a", "b", "a", "b"]
+    acts = activations.collect(tiny, prompts, groups=groups, keep=True, show_progress=False)
+    hand = acts.per_prompt[[0, 2]].double().mean(0) - acts.per_prompt[[1, 3]].double().mean(0)
+    got = directions.mean_difference(acts.mean("a"), acts.mean("b"))
+    torch.testing.assert_close(got, hand.float(), atol=1e-5, rtol=0)
+    assert acts.per_prompt.shape == (4, tiny.n_layers + 1, tiny.n_positions, tiny.d_model)
+
+
+def test_direction_round_trips_bit_for_bit(tiny, tmp_path):
+    d = random_direction(tiny)
+    directions.save([d, random_direction(tiny, seed=2, kind="refusal")], tmp_path)
+    back = directions.load(tmp_path, "censorship", expect_fingerprint=tiny.fingerprint, expect_d_model=tiny.d_model)
+    assert torch.equal(back.unit, d.unit) and torch.equal(back.raw, d.raw)
+    assert (back.layer, back.position, back.kind) == (d.layer, d.position, d.kind)
+
+
+def test_direction_for_another_model_is_refused(tiny, tmp_path):
+    directions.save([random_direction(tiny)], tmp_path)
+    with pytest.raises(InterpError, match="another model"):
+        directions.load(tmp_path, expect_fingerprint="0" * 64)
+    with pytest.raises(InterpError, match="d_model"):
+        directions.load(tmp_path, expect_d_model=tiny.d_model + 1)
+
+
+def test_truncated_direction_file_is_a_clear_error(tiny, tmp_path):
+    directions.save([random_direction(tiny)], tmp_path)
+    path = tmp_path / "directions.safetensors"
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(InterpError, match="corrupt or truncated"):
+        directions.load(tmp_path)
