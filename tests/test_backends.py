@@ -1,5 +1,4 @@
 import torch
-
 from tiny import tiny_model
 
 

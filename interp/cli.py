@@ -1,0 +1,146 @@
+"""The `interp` command line: a thin layer over the Python API. User mistakes print one line and exit 1."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interp.errors import InterpError
+
+app = typer.Typer(
+    help="Find where a chat model decides to go silent, and measure how much of that silence can be undone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="embedded | embedded-0.5b | smollm2-135m | HF dir | .gguf | hub id")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU supports it, else fp32) | bf16 | fp16 | fp32")]
+BackendOpt = Annotated[str, typer.Option(help="transformer_lens (TransformerBridge) | nnsight")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
+TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
+DEBUG = {"on": False}
+
+
+def _load(model: str, dtype: str, device: str, backend: str, trust: bool = False):
+    from interp.models import load_model
+
+    return load_model(model, dtype=dtype, device=device, backend=backend, trust_remote_code=trust)
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks")] = False) -> None:
+    DEBUG["on"] = debug
+
+
+@app.command()
+def models() -> None:
+    """List the embedded offline models and whether each is installed and cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from interp import embedded
+
+    table = Table("spec", "model", "installed", "cached", "install with")
+    for key, entry in embedded.EMBEDDED.items():
+        cached = embedded.cache_dir(key).is_dir()
+        table.add_row(key, entry.description, "yes" if embedded.is_installed(key) else "no",
+                      "yes" if cached else "no", entry.pip_install)
+    Console().print(table)
+    print(f"cache: {embedded.cache_root()} (set INTERP_CACHE to move it)")
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str, typer.Argument(help="The user message")],
+    model: ModelOpt = "embedded",
+    max_new_tokens: Annotated[int, typer.Option(help="Upper bound on generated tokens")] = 96,
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "transformer_lens",
+) -> None:
+    """Print the model's greedy completion of one chat prompt."""
+    from interp.generation import complete
+    from interp.judge import label
+
+    m = _load(model, dtype, device, backend)
+    text = complete(m, [prompt], max_new_tokens, batch_size=1, stop_on_verdict=False, show_progress=False)[0]
+    print(text)
+    print(f"[{m.name}, {m.dtype_name}, judge: {label(text, prompt=prompt)}]", file=sys.stderr)
+
+
+@app.command("label")
+def label_cmd(
+    prompts: Annotated[str, typer.Option("--prompts", "-p", help="censored | controls | harmful | harmless | a .jsonl/.csv/.txt file")],
+    model: ModelOpt = "embedded",
+    out: Annotated[Path | None, typer.Option(help="Per-prompt labels + completions (JSONL)")] = None,
+    split: Annotated[str, typer.Option(help="train | val | test | all")] = "all",
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt (stops early once suppressed)")] = 32,
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "transformer_lens",
+) -> None:
+    """Run the model on a prompt set and label each completion: answer, refusal or deflection."""
+    from interp import prompts as P
+    from interp.atomic import atomic_write_jsonl
+    from interp.evaluate import generate_rows, rates_by_lang
+
+    chosen = P.load(prompts, split)  # before the model load: a bad file fails in a second
+    m = _load(model, dtype, device, backend)
+    rows = generate_rows(m, chosen.items, None, max_new_tokens, description=f"label {chosen.name}")
+    out = out or Path(f"labels-{chosen.name}-{split}.jsonl")
+    atomic_write_jsonl(out, rows)
+    summary = rates_by_lang(rows)
+    for lang, r in summary.items():
+        recall = "-" if r["fact_recall"] is None else f"{r['fact_recall']:.2f}"
+        print(f"{chosen.name}/{split} [{lang}] n={r['n']} suppressed={r['suppression_rate']:.2f} "
+              f"(refusal {r['refusal_rate']:.2f}, deflection {r['deflection_rate']:.2f}) fact_recall={recall}")
+    print(f"wrote {out}")
+
+
+@app.command()
+def run(
+    model: ModelOpt = "embedded",
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "transformer_lens",
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
+    from interp.pipeline import RunConfig
+    from interp.pipeline import run as run_pipeline
+    from interp.report import write_report
+
+    out = out or Path("runs") / f"{Path(model).name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and not out.is_dir():
+        raise InterpError(f"--out {out} is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    m = _load(model, dtype, device, backend, trust_remote_code)
+    report = run_pipeline(m, out, RunConfig.make(quick), load_seconds=time.perf_counter() - started)
+    write_report(report, out)
+    print(f"wrote {out}/report.md, report.json, directions.safetensors, directions.json")
+
+
+def main() -> None:
+    try:
+        app()
+    except InterpError as err:
+        if DEBUG["on"]:
+            raise
+        print(f"interp: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interp: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""`interp run`: label behaviour, extract and select both directions, evaluate the interventions.
+
+Stages, each timed into report.json: load, label, activations, select, evaluate, steering, write.
+Contrasts are defined by observed behaviour: censorship = sensitive prompts the model suppresses vs
+controls it answers; refusal = harmful prompts it refuses vs harmless ones it answers.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import interp
+from interp import directions as dirs
+from interp import prompts as P
+from interp.activations import collect
+from interp.atomic import atomic_write_json, atomic_write_jsonl
+from interp.errors import InterpError
+from interp.evaluate import (
+    continuation_ce,
+    generate_rows,
+    kl_under,
+    random_like,
+    rates,
+    rates_by_lang,
+    specificity,
+)
+from interp.interventions import ablate, steer
+from interp.judge import is_suppressed
+from interp.models import Model
+from interp.selection import Scorer, SweepData, find_suppression_tokens, last_logits, sweep
+
+SEED = 0
+CONTRASTS = {"censorship": ("censored", "controls"), "refusal": ("harmful", "harmless")}
+
+
+@dataclass
+class RunConfig:
+    quick: bool = False
+    label_tokens: int = 32
+    sweep_n: int = 8  # validation prompts per group in the selection sweep
+    sweep_positions: int | None = None  # sweep only the last k post-instruction positions (None: all)
+    kl_threshold: float = 0.1
+    coefs: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    steer_n: int = 12
+    ce_n: int = 24
+    per_split: int | None = None  # cap prompts per set and split (quick mode)
+    batch_size: int = 16
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, quick: bool) -> RunConfig:
+        if quick:
+            return cls(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0), steer_n=8, ce_n=8, per_split=16)
+        return cls()
+
+
+class Stage:
+    def __init__(self, config: RunConfig, name: str):
+        self.config, self.name = config, name
+
+    def __enter__(self):
+        print(f"[interp] stage: {self.name}")
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.config.timings[self.name] = round(time.perf_counter() - self.start, 2)
+
+
+def load_sets(config: RunConfig) -> dict[str, dict[str, P.PromptSet]]:
+    sets = {}
+    for name in P.BUILTIN:
+        sets[name] = {}
+        for split in P.SPLITS:
+            chosen = P.load(name, split)
+            sets[name][split] = chosen.head(config.per_split) if config.per_split else chosen
+    return sets
+
+
+def label_all(model: Model, sets, config: RunConfig, out: Path) -> dict[str, dict[str, list[dict]]]:
+    labelled: dict[str, dict[str, list[dict]]] = {}
+    for name, by_split in sets.items():
+        labelled[name] = {}
+        for split, chosen in by_split.items():
+            labelled[name][split] = generate_rows(
+                model, chosen.items, None, config.label_tokens, description=f"label {name}/{split}"
+            )
+    atomic_write_jsonl(out / "labels.jsonl", [
+        {"set": n, "split": s, **row} for n, by in labelled.items() for s, rows in by.items() for row in rows
+    ])
+    return labelled
+
+
+def _group(rows: list[dict], suppressed: bool) -> list[dict]:
+    return [r for r in rows if is_suppressed(r["label"]) == suppressed]
+
+
+def check_contrast(labelled, kind: str, split: str) -> tuple[list[dict], list[dict]]:
+    pos_set, neg_set = CONTRASTS[kind]
+    pos = _group(labelled[pos_set][split], True)
+    neg = _group(labelled[neg_set][split], False)
+    if not pos or not neg:
+        what = f"suppresses none of the {pos_set}" if not pos else f"answers none of the {neg_set}"
+        raise InterpError(
+            f"{kind}: the model {what} {split} prompts, so there is no behavioural contrast; "
+            "try another model or prompt set (see `interp label`)"
+        )
+    return pos, neg
+
+
+def extract_candidates(model: Model, labelled, config: RunConfig) -> dict[str, torch.Tensor]:
+    """One activation pass over every train prompt in both contrasts; means by (set, behaviour)."""
+    texts, groups = [], []
+    for kind in CONTRASTS:
+        pos, neg = check_contrast(labelled, kind, "train")
+        pos_set, neg_set = CONTRASTS[kind]
+        texts += [r["prompt"] for r in pos] + [r["prompt"] for r in neg]
+        groups += [f"{pos_set}:suppressed"] * len(pos) + [f"{neg_set}:answered"] * len(neg)
+    acts = collect(model, texts, groups, batch_size=config.batch_size)
+    return {
+        kind: dirs.mean_difference(acts.mean(f"{a}:suppressed"), acts.mean(f"{b}:answered"))
+        for kind, (a, b) in CONTRASTS.items()
+    }
+
+
+def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
+    rows = [r for by in labelled.values() for r in by["train"]]
+    suppressed = [r["text"] for r in rows if is_suppressed(r["label"])]
+    answered = [r["text"] for r in rows if not is_suppressed(r["label"])]
+    tokens = find_suppression_tokens(model, suppressed, answered)
+    return Scorer(tokens), [model.tokenizer.decode([t]) for t in tokens]
+
+
+def select(model: Model, candidates, labelled, scorer: Scorer, config: RunConfig, hashes) -> tuple[dict, dict]:
+    chosen, sweeps = {}, {}
+    harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
+    for kind in CONTRASTS:
+        pos, neg = check_contrast(labelled, kind, "val")
+        data = SweepData([r["prompt"] for r in pos][: config.sweep_n], [r["prompt"] for r in neg][: config.sweep_n], harmless)
+        rows, direction = sweep(model, candidates[kind], data, scorer, kind, config.kl_threshold,
+                                positions=config.sweep_positions)
+        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes})
+        sweeps[kind] = rows
+    return chosen, sweeps
+
+
+def cosine_per_layer(candidates, chosen) -> list[float]:
+    c_pos, r_pos = chosen["censorship"].position, chosen["refusal"].position
+    out = []
+    for layer in range(candidates["censorship"].shape[0]):
+        a, b = candidates["censorship"][layer, c_pos], candidates["refusal"][layer, r_pos]
+        out.append(float(torch.nn.functional.cosine_similarity(a, b, dim=0)))
+    return out
+
+
+def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits) -> dict:
+    pos_set, neg_set = CONTRASTS[kind]
+    result: dict = {"layer": direction.layer, "position": direction.position, "scores": direction.scores}
+    for set_name in (pos_set, neg_set):
+        base_rows = labelled[set_name]["test"]
+        items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in base_rows]
+        after = generate_rows(model, items, lambda: ablate(model, direction), config.label_tokens,
+                              description=f"ablate {kind}: {set_name}")
+        result[set_name] = {"baseline": rates_by_lang(base_rows), "ablated": rates_by_lang(after),
+                            "examples": _examples(base_rows, after)}
+    result["baseline"], result["ablated"] = result[pos_set]["baseline"]["all"], result[pos_set]["ablated"]["all"]
+    harmless = [r["prompt"] for r in labelled["harmless"]["test"]]
+    result["kl_harmless"] = kl_under(model, harmless, lambda: ablate(model, direction), harmless_logits)
+    ce_rows = labelled["harmless"]["test"][: config.ce_n]
+    ce_args = ([r["prompt"] for r in ce_rows], [r["text"] for r in ce_rows])
+    result["ce_harmless"] = {"base": continuation_ce(model, *ce_args),
+                             "ablated": continuation_ce(model, *ce_args, intervention=lambda: ablate(model, direction))}
+    rand = random_like(direction, SEED)
+    pos_items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in labelled[pos_set]["test"]]
+    rand_rows = generate_rows(model, pos_items, lambda: ablate(model, rand), config.label_tokens,
+                              description=f"random baseline {kind}")
+    result["random_baseline"] = rates(rand_rows) | {
+        "kl_harmless": kl_under(model, harmless, lambda: ablate(model, rand), harmless_logits)}
+    if kind == "censorship":
+        result["specificity"] = {"baseline": specificity(result[pos_set]["baseline"], result[neg_set]["baseline"]),
+                                 "ablated": specificity(result[pos_set]["ablated"], result[neg_set]["ablated"])}
+    return result
+
+
+def _facts(row: dict) -> tuple[str, ...]:
+    return tuple(row.get("facts") or ())
+
+
+def _examples(before: list[dict], after: list[dict], n: int = 4) -> list[dict]:
+    flipped = [(b, a) for b, a in zip(before, after, strict=True) if is_suppressed(b["label"]) != is_suppressed(a["label"])]
+    return [{"prompt": b["prompt"], "lang": b["lang"], "baseline_label": b["label"], "baseline_text": b["text"],
+             "intervened_label": a["label"], "intervened_text": a["text"]} for b, a in (flipped or list(zip(before, after, strict=True)))[:n]]
+
+
+def dose_response(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits) -> list[dict]:
+    _, neg_set = CONTRASTS[kind]
+    answered = [r for r in labelled[neg_set]["test"] if not is_suppressed(r["label"])][: config.steer_n]
+    items = [P.Prompt(r["prompt"], r["category"], r["lang"]) for r in answered]
+    harmless = [r["prompt"] for r in labelled["harmless"]["test"]]
+    rows = []
+    for coef in config.coefs:
+        def intervention(c=coef):
+            return steer(model, direction, c)
+
+        out = generate_rows(model, items, intervention, config.label_tokens, description=f"steer {kind} x{coef}")
+        rows.append({"coef": coef, "suppression_rate": rates(out)["suppression_rate"], "n": len(out),
+                     "kl_harmless": kl_under(model, harmless, intervention, harmless_logits)})
+    return rows
+
+
+def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -> dict:
+    random.seed(SEED)
+    torch.manual_seed(SEED)
+    started = time.perf_counter()
+    config.timings["load"] = round(load_seconds, 2)
+    sets = load_sets(config)
+    hashes = {name: by["train"].sha256 for name, by in sets.items()}
+    with Stage(config, "label"):
+        labelled = label_all(model, sets, config, out)
+    with Stage(config, "activations"):
+        candidates = extract_candidates(model, labelled, config)
+    with Stage(config, "select"):
+        scorer, token_strings = build_scorer(model, labelled)
+        chosen, sweeps = select(model, candidates, labelled, scorer, config, hashes)
+        chosen["censorship_specific"] = chosen["censorship"].without(chosen["refusal"])
+        dirs.save(list(chosen.values()), out, {f"{k}.candidates": v for k, v in candidates.items()})
+    harmless_logits = last_logits(model, [r["prompt"] for r in labelled["harmless"]["test"]])
+    report: dict = {"kinds": {}}
+    with Stage(config, "evaluate"):
+        for kind in CONTRASTS:
+            report["kinds"][kind] = evaluate_kind(model, kind, chosen[kind], labelled, config, harmless_logits)
+        specific = evaluate_kind(model, "censorship", chosen["censorship_specific"], labelled, config, harmless_logits)
+        report["kinds"]["censorship_specific"] = specific
+    with Stage(config, "steering"):
+        for kind in CONTRASTS:
+            report["kinds"][kind]["steering"] = dose_response(model, kind, chosen[kind], labelled, config, harmless_logits)
+    report |= {
+        "cosine_censorship_refusal": cosine_per_layer(candidates, chosen),
+        "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
+        "sweeps": sweeps,
+        "suppression_tokens": token_strings,
+        "model": model.describe(),
+        "interp_version": interp.__version__,
+        "versions": _versions(),
+        "seeds": {"global": SEED, "split": P.SPLIT_SEED},
+        "prompt_sets": {n: {"sha256": by["train"].sha256, **{s: len(v) for s, v in by.items()}} for n, by in sets.items()},
+        "judge": "markers",
+        "config": {k: v for k, v in config.__dict__.items() if k != "timings"},
+    }
+    report["timings"] = dict(config.timings, total=round(time.perf_counter() - started + load_seconds, 2))
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def _versions() -> dict[str, str]:
+    import nnsight
+    import transformer_lens
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "transformer_lens": getattr(transformer_lens, "__version__", "?"), "nnsight": nnsight.__version__,
+            "platform": platform.platform()}

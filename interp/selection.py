@@ -1,0 +1,136 @@
+"""Choosing one direction among the (layer, position) candidates by its causal effect (Arditi et al.).
+
+The sweep never generates: it scores the next-token distribution at the last prompt position.
+- score: log-odds that the reply opens with one of the model's own suppression-opening tokens, found
+  from its observed suppressed vs answered completions (not hand-coded per model).
+- bypass: mean score on suppressed prompts with the candidate ablated everywhere (lower is better).
+- induce: mean score on answered prompts with the raw candidate added at its layer (must be > 0).
+- kl: mean KL(base || ablated) of next-token distributions on harmless prompts (must stay small).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from interp.directions import Direction, unit
+from interp.errors import InterpError
+from interp.generation import progress_bar
+from interp.interventions import ablate, steer
+from interp.models import Model
+
+
+@dataclass
+class Scorer:
+    token_ids: list[int]  # suppression-opening tokens
+
+    def score(self, logits: torch.Tensor) -> torch.Tensor:  # [batch, vocab] -> [batch]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        p_suppress = torch.logsumexp(logp[:, self.token_ids], dim=-1).exp().clamp(1e-7, 1 - 1e-7)
+        return torch.log(p_suppress) - torch.log1p(-p_suppress)
+
+
+def first_token(model: Model, text: str) -> int | None:
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids[0] if ids else None
+
+
+def find_suppression_tokens(
+    model: Model, suppressed: Sequence[str], answered: Sequence[str], max_tokens: int = 8
+) -> list[int]:
+    """First tokens common in suppressed completions and at least twice as rare in answered ones."""
+    if not suppressed:
+        raise InterpError("no suppressed completions to learn suppression-opening tokens from")
+    s_counts = Counter(t for t in (first_token(model, c) for c in suppressed) if t is not None)
+    a_counts = Counter(t for t in (first_token(model, c) for c in answered) if t is not None)
+    n_s, n_a = max(sum(s_counts.values()), 1), max(sum(a_counts.values()), 1)
+    ranked = sorted(s_counts, key=lambda t: (-s_counts[t], t))
+    chosen = [t for t in ranked if s_counts[t] / n_s >= 0.05 and s_counts[t] / n_s > 2 * a_counts[t] / n_a]
+    return chosen[:max_tokens] or ranked[:1]
+
+
+def last_logits(model: Model, prompts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+    """[prompt, vocab] next-token logits at the last prompt position, under the active edits."""
+    rows = []
+    for start in range(0, len(prompts), batch_size):
+        batch = model.format_chat(list(prompts[start : start + batch_size]))
+        rows.append(model.backend.run(batch, logits="last").logits.float().cpu())
+    return torch.cat(rows)
+
+
+def mean_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> float:
+    """Mean KL(base || new) over prompts, of the next-token distributions."""
+    base = torch.log_softmax(base_logits.float(), -1)
+    new = torch.log_softmax(new_logits.float(), -1)
+    return float((base.exp() * (base - new)).sum(-1).mean())
+
+
+@dataclass
+class SweepData:
+    suppressed: list[str]  # validation prompts the model suppresses
+    answered: list[str]  # validation prompts it answers
+    harmless: list[str]  # prompts whose next-token distribution must not move
+
+
+def sweep(
+    model: Model,
+    candidates: torch.Tensor,  # [layer, pos, d_model] raw mean differences
+    data: SweepData,
+    scorer: Scorer,
+    kind: str,
+    kl_threshold: float = 0.1,
+    max_layer_fraction: float = 0.8,
+    positions: int | None = None,
+    show_progress: bool = True,
+) -> tuple[list[dict], Direction]:
+    """Score every candidate; pick the lowest bypass among those passing the filters.
+
+    Filters: KL on harmless <= kl_threshold, induce score > 0; layers past max_layer_fraction are not
+    scored at all. If no candidate passes, the lowest bypass is taken and `passed_filters` is 0.
+    """
+    n_layers, n_pos = model.n_layers, candidates.shape[1]
+    base_harmless = last_logits(model, data.harmless)
+    rows: list[dict] = []
+    # resid_pre of each block; the last 20% of layers are never selected, so they are not scored.
+    layers = [layer for layer in range(n_layers) if layer < max_layer_fraction * n_layers]
+    swept = range(n_pos - (positions or n_pos), n_pos)  # the last `positions` post-instruction tokens
+    total = len(layers) * len(swept)
+    with progress_bar(f"sweep {kind}", total, unit="candidates") as bar:
+        task = bar.add_task(f"sweep {kind}", total=total, rate="-", visible=show_progress)
+        for layer in layers:
+            for pos in swept:
+                raw = candidates[layer, pos]
+                d = Direction(unit(raw), raw, layer, pos - n_pos, kind, model.fingerprint)
+                with ablate(model, d):
+                    ablated = last_logits(model, data.suppressed + data.harmless)
+                with steer(model, d, coef=1.0):
+                    induced = last_logits(model, data.answered)
+                n_s = len(data.suppressed)
+                rows.append({
+                    "layer": layer,
+                    "position": pos - n_pos,
+                    "bypass_score": float(scorer.score(ablated[:n_s]).mean()),
+                    "induce_score": float(scorer.score(induced).mean()),
+                    "kl": mean_kl(base_harmless, ablated[n_s:]),
+                })
+                done = bar.tasks[task].completed + 1
+                bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.2f}")
+    for row in rows:
+        row["passes"] = row["kl"] <= kl_threshold and row["induce_score"] > 0
+    passing = [r for r in rows if r["passes"]] or rows
+    best = min(passing, key=lambda r: r["bypass_score"])
+    raw = candidates[best["layer"], best["position"] + n_pos]
+    scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl")}
+    scores["passed_filters"] = float(best["passes"])
+    chosen = Direction(unit(raw), raw, best["layer"], best["position"], kind, model.fingerprint, scores=scores)
+    return rows, chosen
+
+
+def baseline_scores(model: Model, data: SweepData, scorer: Scorer) -> dict[str, float]:
+    return {
+        "suppressed": float(scorer.score(last_logits(model, data.suppressed)).mean()),
+        "answered": float(scorer.score(last_logits(model, data.answered)).mean()),
+    }
