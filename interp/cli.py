@@ -129,6 +129,77 @@ def run(
     print(f"wrote {out}/report.md, report.json, directions.safetensors, directions.json")
 
 
+@app.command()
+def direction(
+    kind: Annotated[str, typer.Option(help="censorship (censored vs controls) | refusal (harmful vs harmless)")],
+    out: Annotated[Path, typer.Option(help="Directory for directions.safetensors + directions.json")],
+    model: ModelOpt = "embedded",
+    quick: Annotated[bool, typer.Option("--quick", help="Small subsets")] = False,
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "transformer_lens",
+) -> None:
+    """Label behaviour, collect activations, and select one direction by its causal effect."""
+    from interp.pipeline import CONTRASTS, RunConfig, find_direction
+
+    if kind not in CONTRASTS:
+        raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(CONTRASTS)}")
+    if out.exists() and not out.is_dir():
+        raise InterpError(f"--out {out} is a file, not a directory")
+    m = _load(model, dtype, device, backend)
+    chosen = find_direction(m, kind, RunConfig.make(quick), out)
+    print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")
+
+
+@app.command()
+def evaluate(
+    direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
+    kind: Annotated[str, typer.Option(help="Which direction in the file: censorship | refusal | ...")],
+    prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file")],
+    out: Annotated[Path, typer.Option(help="Result JSON")],
+    model: ModelOpt = "embedded",
+    harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
+    intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
+    coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt")] = 32,
+    allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "transformer_lens",
+) -> None:
+    """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
+    from interp import directions as dirs
+    from interp import prompts as P
+    from interp.atomic import atomic_write_json
+    from interp.evaluate import generate_rows, kl_under, rates
+    from interp.interventions import ablate, steer
+
+    if intervention not in ("ablate", "steer"):
+        raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
+    chosen = P.load(prompts)
+    harmless_set = P.load(harmless) if harmless else None
+    m = _load(model, dtype, device, backend)
+    d = dirs.load(direction, kind, expect_fingerprint=None if allow_other_model else m.fingerprint,
+                  expect_d_model=m.d_model)
+
+    def act():
+        return ablate(m, d) if intervention == "ablate" else steer(m, d, coef)
+
+    before = generate_rows(m, chosen.items, None, max_new_tokens, description="baseline")
+    after = generate_rows(m, chosen.items, act, max_new_tokens, description=intervention)
+    result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention,
+              "coef": coef if intervention == "steer" else None, "prompts": {"source": chosen.source, "sha256": chosen.sha256},
+              "baseline": rates(before), "intervened": rates(after),
+              "per_prompt": [{"prompt": b["prompt"], "lang": b["lang"], "category": b["category"],
+                              "baseline_label": b["label"], "intervened_label": a["label"],
+                              "baseline_text": b["text"], "intervened_text": a["text"]}
+                             for b, a in zip(before, after, strict=True)]}
+    if harmless_set is not None:
+        result["kl_harmless"] = kl_under(m, harmless_set.texts, act)
+    atomic_write_json(out, result)
+    print(f"suppression {result['baseline']['suppression_rate']:.2f} -> {result['intervened']['suppression_rate']:.2f}; wrote {out}")
+
+
 def main() -> None:
     try:
         app()

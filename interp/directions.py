@@ -79,7 +79,7 @@ def save(directions: list[Direction], out_dir: Path, extra_tensors: dict[str, to
         tensors[f"{d.kind}.raw"] = d.raw.contiguous()
         if d.offset is not None:
             tensors[f"{d.kind}.offset"] = d.offset.contiguous()
-    atomic_save_tensors({k: v.float().contiguous() for k, v in tensors.items()}, out_dir / "directions.safetensors")
+    atomic_save_tensors({k: v.detach().float().clone() for k, v in tensors.items()}, out_dir / "directions.safetensors")
     meta = {d.kind: d.meta() for d in directions}
     atomic_write_text(out_dir / "directions.json", json.dumps(meta, indent=1, ensure_ascii=False))
 

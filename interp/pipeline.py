@@ -213,6 +213,28 @@ def dose_response(model: Model, kind: str, direction, labelled, config: RunConfi
     return rows
 
 
+def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dirs.Direction:
+    """`interp direction`: label train/val of one contrast, extract, select, save."""
+    names = CONTRASTS[kind]
+    sets = {n: by for n, by in load_sets(config).items() if n in (*names, "harmless")}
+    labelled = {n: {s: generate_rows(model, v.items, None, config.label_tokens, description=f"label {n}/{s}")
+                    for s, v in by.items() if s != "test"} for n, by in sets.items()}
+    pos, neg = check_contrast(labelled, kind, "train")
+    acts = collect(model, [r["prompt"] for r in pos + neg], ["a"] * len(pos) + ["b"] * len(neg))
+    candidates = dirs.mean_difference(acts.mean("a"), acts.mean("b"))
+    rows = [r for n in names for r in labelled[n]["train"]]
+    scorer = Scorer(find_suppression_tokens(model, [r["text"] for r in rows if is_suppressed(r["label"])],
+                                            [r["text"] for r in rows if not is_suppressed(r["label"])]))
+    vpos, vneg = check_contrast(labelled, kind, "val")
+    harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
+    data = SweepData([r["prompt"] for r in vpos][: config.sweep_n], [r["prompt"] for r in vneg][: config.sweep_n], harmless)
+    sweep_rows, chosen = sweep(model, candidates, data, scorer, kind, config.kl_threshold, positions=config.sweep_positions)
+    chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names}})
+    dirs.save([chosen], out, {f"{kind}.candidates": candidates})
+    atomic_write_json(out / "sweep.json", sweep_rows)
+    return chosen
+
+
 def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -> dict:
     random.seed(SEED)
     torch.manual_seed(SEED)

@@ -72,7 +72,9 @@ def test_mean_difference_equals_hand_computation(tiny, prompts):
 
 def test_direction_round_trips_bit_for_bit(tiny, tmp_path):
     d = random_direction(tiny)
-    directions.save([d, random_direction(tiny, seed=2, kind="refusal")], tmp_path)
+    candidates = torch.randn(3, 2, tiny.d_model)
+    view = Direction(directions.unit(candidates[1, 0]), candidates[1, 0], 1, -2, "refusal", tiny.fingerprint)
+    directions.save([d, view], tmp_path, {"refusal.candidates": candidates})  # views share memory
     back = directions.load(tmp_path, "censorship", expect_fingerprint=tiny.fingerprint, expect_d_model=tiny.d_model)
     assert torch.equal(back.unit, d.unit) and torch.equal(back.raw, d.raw)
     assert (back.layer, back.position, back.kind) == (d.layer, d.position, d.kind)
