@@ -64,7 +64,10 @@ class Direction:
 
 
 def unit(vector: torch.Tensor) -> torch.Tensor:
-    return (vector / vector.norm()).float()
+    norm = vector.norm()
+    if not torch.isfinite(norm) or norm < 1e-8:
+        raise InterpError("cannot normalise a zero or non-finite vector into a direction")
+    return (vector / norm).float()
 
 
 def save(directions: list[Direction], out_dir: Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:

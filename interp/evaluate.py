@@ -31,7 +31,7 @@ def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge=None) 
     return [
         {
             "prompt": p.prompt, "lang": p.lang, "category": p.category, "label": lab, "text": text,
-            "fact_recall": fact_recall(text, p.facts),
+            "facts": list(p.facts), "fact_recall": fact_recall(text, p.facts),
         }
         for p, text, lab in zip(items, completions, labels, strict=True)
     ]

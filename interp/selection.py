@@ -10,6 +10,7 @@ The sweep never generates: it scores the next-token distribution at the last pro
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ def sweep(
         for layer in layers:
             for pos in swept:
                 raw = candidates[layer, pos]
+                if raw.norm() < 1e-6 * max(float(candidates[layer].norm()), 1.0):
+                    # identical inputs in both sets (layer 0 at template tokens): nothing to ablate
+                    rows.append({"layer": layer, "position": pos - n_pos, "bypass_score": None,
+                                 "induce_score": None, "kl": None, "skipped": "zero difference"})
+                    continue
                 d = Direction(unit(raw), raw, layer, pos - n_pos, kind, model.fingerprint)
                 with ablate(model, d):
                     ablated = last_logits(model, data.suppressed + data.harmless)
@@ -118,9 +124,12 @@ def sweep(
                 })
                 done = bar.tasks[task].completed + 1
                 bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.2f}")
+    scored = [r for r in rows if r["bypass_score"] is not None and math.isfinite(r["bypass_score"] + r["kl"])]
+    if not scored:
+        raise InterpError(f"{kind}: every candidate direction was zero or gave non-finite scores")
     for row in rows:
-        row["passes"] = row["kl"] <= kl_threshold and row["induce_score"] > 0
-    passing = [r for r in rows if r["passes"]] or rows
+        row["passes"] = row in scored and row["kl"] <= kl_threshold and row["induce_score"] > 0
+    passing = [r for r in scored if r["passes"]] or scored
     best = min(passing, key=lambda r: r["bypass_score"])
     raw = candidates[best["layer"], best["position"] + n_pos]
     scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl")}

@@ -94,3 +94,8 @@ def test_truncated_direction_file_is_a_clear_error(tiny, tmp_path):
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(InterpError, match="corrupt or truncated"):
         directions.load(tmp_path)
+
+
+def test_zero_difference_cannot_become_a_direction():
+    with pytest.raises(InterpError, match="zero"):
+        directions.unit(torch.zeros(8))

@@ -79,3 +79,41 @@ def test_orthogonalized_qwen_equals_hook_ablation(qwen):
     orthogonalize(clone, d)
     edited = clone.backend.run(batch, logits="last").logits
     torch.testing.assert_close(edited, hooked, atol=1e-3, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    from interp.pipeline import RunConfig, run
+
+    out = tmp_path_factory.mktemp("run")
+    model = load_model("embedded")  # default dtype, as `interp run` uses
+    return model, out, run(model, out, RunConfig.make(quick=True))
+
+
+def test_quick_run_writes_complete_report_with_provenance(quick_run):
+    model, out, report = quick_run
+    for name in ("report.json", "labels.jsonl", "directions.safetensors", "directions.json"):
+        assert (out / name).stat().st_size > 0
+    for kind in ("censorship", "refusal"):
+        k = report["kinds"][kind]
+        assert set(k["baseline"]) == {"suppression_rate", "refusal_rate", "deflection_rate", "fact_recall", "n"}
+        assert 0 <= k["layer"] < model.n_layers and k["kl_harmless"] >= 0
+        assert len(k["steering"]) == 3
+    assert report["model"]["fingerprint"] == model.fingerprint and report["model"]["dtype"] == model.dtype_name
+    assert len(report["cosine_censorship_refusal"]) == model.n_layers + 1
+
+
+def test_selected_censorship_direction_beats_ten_random_directions(quick_run):
+    from interp import directions as dirs
+
+    model, out, report = quick_run
+    d = dirs.load(out, "censorship", expect_fingerprint=model.fingerprint)
+    test = P.load("censored", "test").head(16).texts
+    scorer = Scorer(find_suppression_tokens(model, ["I'm sorry", "I'm unable", "As an AI"], ["The", "Sure"]))
+    with ablate(model, d):
+        selected = float(scorer.score(last_logits(model, test)).mean())
+    randoms = []
+    for seed in range(10):
+        with ablate(model, random_like(d, seed)):
+            randoms.append(float(scorer.score(last_logits(model, test)).mean()))
+    assert selected < sum(randoms) / len(randoms) - 1.0, (selected, randoms)
