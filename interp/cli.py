@@ -23,6 +23,7 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="embedded | embedde
 DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU supports it, else fp32) | bf16 | fp16 | fp32")]
 BackendOpt = Annotated[str, typer.Option(help="transformer_lens (TransformerBridge) | nnsight")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
+JudgeOpt = Annotated[str, typer.Option(help="markers (offline, default) | model:SPEC (a chat model grades with a rubric)")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
 DEBUG = {"on": False}
 
@@ -81,6 +82,7 @@ def label_cmd(
     out: Annotated[Path | None, typer.Option(help="Per-prompt labels + completions (JSONL)")] = None,
     split: Annotated[str, typer.Option(help="train | val | test | all")] = "all",
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt (stops early once suppressed)")] = 32,
+    judge: JudgeOpt = "markers",
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
@@ -89,10 +91,14 @@ def label_cmd(
     from interp import prompts as P
     from interp.atomic import atomic_write_jsonl
     from interp.evaluate import generate_rows, rates_by_lang
+    from interp.judge import make_judge
 
     chosen = P.load(prompts, split)  # before the model load: a bad file fails in a second
+    grader = make_judge(judge, lambda spec: _load(spec, dtype, device, backend))
     m = _load(model, dtype, device, backend)
-    rows = generate_rows(m, chosen.items, None, max_new_tokens, description=f"label {chosen.name}")
+    rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}")
+    for row in rows:
+        row["judge"] = grader.name
     out = out or Path(f"labels-{chosen.name}-{split}.jsonl")
     atomic_write_jsonl(out, rows)
     summary = rates_by_lang(rows)

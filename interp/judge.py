@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
+
+from interp.errors import InterpError
 
 Label = Literal["answer", "refusal", "deflection"]
 LABELS: tuple[Label, ...] = ("answer", "refusal", "deflection")
@@ -152,6 +154,19 @@ class ModelJudge:
             word = normalize(reply).split(" ")[0].strip(".:*") if reply.strip() else ""
             out.append(word if word in LABELS else "answer")  # type: ignore[arg-type]
         return out
+
+
+def make_judge(spec: str, load: Callable[[str], Any] | None = None):
+    """`markers` (offline default) or `model:SPEC`: any chat model asked with the fixed rubric."""
+    if spec == "markers":
+        return MarkerJudge()
+    if spec.startswith("model:") and load is not None:
+        judge_model = load(spec[len("model:") :])
+        from interp.generation import complete
+
+        return ModelJudge(spec[len("model:") :], lambda asks: complete(
+            judge_model, asks, max_new_tokens=4, stop_on_verdict=False, show_progress=False))
+    raise InterpError(f"unknown judge {spec!r}: use markers or model:SPEC (e.g. model:Qwen/Qwen2.5-7B-Instruct)")
 
 
 class MarkerJudge:
