@@ -206,6 +206,27 @@ def evaluate(
     print(f"suppression {result['baseline']['suppression_rate']:.2f} -> {result['intervened']['suppression_rate']:.2f}; wrote {out}")
 
 
+@app.command()
+def export(
+    direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
+    out: Annotated[Path, typer.Option(help="New directory for the orthogonalised HF model")],
+    kind: Annotated[str, typer.Option(help="Which direction in the file")] = "censorship",
+    model: ModelOpt = "embedded",
+    fmt: Annotated[str, typer.Option("--format", help="hf (safetensors directory)")] = "hf",
+    dtype: DtypeOpt = "fp32",
+) -> None:
+    """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
+    from interp import directions as dirs
+    from interp.export import export_hf
+
+    if fmt != "hf":
+        raise InterpError("only --format hf is implemented; convert with llama.cpp's convert_hf_to_gguf.py for GGUF")
+    m = _load(model, dtype, "cpu", "nnsight")
+    d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
+    export_hf(m, d, out)
+    print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+
+
 def main() -> None:
     try:
         app()
