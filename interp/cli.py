@@ -132,7 +132,10 @@ def run(
     m = _load(model, dtype, device, backend, trust_remote_code)
     report = run_pipeline(m, out, RunConfig.make(quick), load_seconds=time.perf_counter() - started)
     write_report(report, out)
-    print(f"wrote {out}/report.md, report.json, directions.safetensors, directions.json")
+    from interp.figures import make_all
+
+    make_all(out)
+    print(f"wrote {out}/report.md, report.json, directions.safetensors, directions.json, figures/")
 
 
 @app.command()
@@ -225,6 +228,18 @@ def export(
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
     export_hf(m, d, out)
     print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+
+
+@app.command()
+def figures(
+    run_dir: Annotated[Path, typer.Argument(help="An `interp run` output directory")],
+    out: Annotated[Path | None, typer.Option(help="Where to write PNG+PDF (default RUN_DIR/figures)")] = None,
+) -> None:
+    """Redraw every figure from a saved run (no model is loaded)."""
+    from interp.figures import make_all
+
+    written = make_all(run_dir, out)
+    print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
 
 def main() -> None:

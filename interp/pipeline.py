@@ -1,6 +1,6 @@
 """`interp run`: label behaviour, extract and select both directions, evaluate the interventions.
 
-Stages, each timed into report.json: load, label, activations, select, evaluate, steering, write.
+Stages, each timed into report.json: load, label, activations, select, evaluate, steering, analysis.
 Contrasts are defined by observed behaviour: censorship = sensitive prompts the model suppresses vs
 controls it answers; refusal = harmful prompts it refuses vs harmless ones it answers.
 """
@@ -19,6 +19,7 @@ import interp
 from interp import directions as dirs
 from interp import prompts as P
 from interp.activations import collect
+from interp.analysis import logit_lens, projections
 from interp.atomic import atomic_write_json, atomic_write_jsonl
 from interp.errors import InterpError
 from interp.evaluate import (
@@ -158,16 +159,27 @@ def cosine_per_layer(candidates, chosen) -> list[float]:
     return out
 
 
-def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits) -> dict:
+def paired_rows(kind: str, set_name: str, before: list[dict], after: list[dict]) -> list[dict]:
+    """One row per prompt: the same prompt before and after an intervention (per_prompt.jsonl)."""
+    return [{"kind": kind, "set": set_name, "prompt": b["prompt"], "category": b["category"], "lang": b["lang"],
+             "label_before": b["label"], "label_after": a["label"],
+             "suppressed_before": is_suppressed(b["label"]), "suppressed_after": is_suppressed(a["label"]),
+             "fact_recall_before": b["fact_recall"], "fact_recall_after": a["fact_recall"],
+             "text_before": b["text"], "text_after": a["text"]} for b, a in zip(before, after, strict=True)]
+
+
+def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits,
+                  per_prompt: list[dict]) -> dict:
     pos_set, neg_set = CONTRASTS[kind]
     result: dict = {"layer": direction.layer, "position": direction.position, "scores": direction.scores}
     for set_name in (pos_set, neg_set):
         base_rows = labelled[set_name]["test"]
         items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in base_rows]
         after = generate_rows(model, items, lambda: ablate(model, direction), config.label_tokens,
-                              description=f"ablate {kind}: {set_name}")
+                              description=f"ablate {direction.kind}: {set_name}")
         result[set_name] = {"baseline": rates_by_lang(base_rows), "ablated": rates_by_lang(after),
                             "examples": _examples(base_rows, after)}
+        per_prompt += paired_rows(direction.kind, set_name, base_rows, after)
     result["baseline"], result["ablated"] = result[pos_set]["baseline"]["all"], result[pos_set]["ablated"]["all"]
     harmless = [r["prompt"] for r in labelled["harmless"]["test"]]
     result["kl_harmless"] = kl_under(model, harmless, lambda: ablate(model, direction), harmless_logits)
@@ -179,6 +191,7 @@ def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfi
     pos_items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in labelled[pos_set]["test"]]
     rand_rows = generate_rows(model, pos_items, lambda: ablate(model, rand), config.label_tokens,
                               description=f"random baseline {kind}")
+    per_prompt += paired_rows(rand.kind, pos_set, labelled[pos_set]["test"], rand_rows)
     result["random_baseline"] = rates(rand_rows) | {
         "kl_harmless": kl_under(model, harmless, lambda: ablate(model, rand), harmless_logits)}
     if kind == "censorship":
@@ -253,14 +266,20 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -
         dirs.save(list(chosen.values()), out, {f"{k}.candidates": v for k, v in candidates.items()})
     harmless_logits = last_logits(model, [r["prompt"] for r in labelled["harmless"]["test"]])
     report: dict = {"kinds": {}}
+    per_prompt: list[dict] = []
     with Stage(config, "evaluate"):
         for kind in CONTRASTS:
-            report["kinds"][kind] = evaluate_kind(model, kind, chosen[kind], labelled, config, harmless_logits)
-        specific = evaluate_kind(model, "censorship", chosen["censorship_specific"], labelled, config, harmless_logits)
-        report["kinds"]["censorship_specific"] = specific
+            report["kinds"][kind] = evaluate_kind(model, kind, chosen[kind], labelled, config, harmless_logits, per_prompt)
+        report["kinds"]["censorship_specific"] = evaluate_kind(
+            model, "censorship", chosen["censorship_specific"], labelled, config, harmless_logits, per_prompt)
+        atomic_write_jsonl(out / "per_prompt.jsonl", per_prompt)
     with Stage(config, "steering"):
         for kind in CONTRASTS:
             report["kinds"][kind]["steering"] = dose_response(model, kind, chosen[kind], labelled, config, harmless_logits)
+    with Stage(config, "analysis"):
+        test_rows = [{"set": n, **r} for n, by in labelled.items() for r in by["test"]]
+        report["projections"] = projections(model, test_rows, {k: chosen[k] for k in CONTRASTS})
+        report["logit_lens"] = {k: logit_lens(model, chosen[k]) for k in CONTRASTS}
     report |= {
         "cosine_censorship_refusal": cosine_per_layer(candidates, chosen),
         "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),

@@ -1,0 +1,212 @@
+"""Paper figures from a saved run directory: pure functions of report.json, directions.safetensors and
+per_prompt.jsonl. Nothing here imports or loads a model. Each figure is saved as PNG and PDF, with
+fixed metadata so a rerun writes identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from interp.errors import InterpError  # noqa: E402
+
+KINDS = ("censorship", "refusal")
+COLORS = {"censorship": "#c0392b", "refusal": "#2c3e50", "random": "#95a5a6", "before": "#7f8c8d", "after": "#27ae60"}
+STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
+         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "interp"}
+
+
+@dataclass
+class Run:
+    report: dict
+    candidates: dict[str, torch.Tensor]  # kind -> [layer, pos, d_model]
+    per_prompt: list[dict]
+
+    @property
+    def caption(self) -> str:
+        m = self.report["model"]
+        return f"{m['name']} ({m['dtype']})"
+
+
+def load_run(run_dir: Path | str) -> Run:
+    run_dir = Path(run_dir)
+    report_path = run_dir / "report.json"
+    if not report_path.is_file():
+        raise InterpError(f"{run_dir}: no report.json; is this an `interp run` directory?")
+    report = json.loads(report_path.read_text())
+    tensors_path = run_dir / "directions.safetensors"
+    tensors = load_file(str(tensors_path)) if tensors_path.is_file() else {}
+    candidates = {k.split(".")[0]: v for k, v in tensors.items() if k.endswith(".candidates")}
+    per_prompt_path = run_dir / "per_prompt.jsonl"
+    rows = [json.loads(line) for line in per_prompt_path.read_text().splitlines()] if per_prompt_path.is_file() else []
+    return Run(report, candidates, rows)
+
+
+def layer_sweep(run: Run) -> plt.Figure:
+    """Bypass, induce and KL of every (layer, position) candidate; the selected one starred."""
+    fig, axes = plt.subplots(3, 2, figsize=(9, 7), sharex=True)
+    for col, kind in enumerate(KINDS):
+        rows = [r for r in run.report["sweeps"][kind] if r.get("bypass_score") is not None]
+        chosen = run.report["kinds"][kind]
+        for row_index, metric in enumerate(("bypass_score", "induce_score", "kl")):
+            ax = axes[row_index, col]
+            for pos in sorted({r["position"] for r in rows}):
+                pts = sorted((r["layer"], r[metric]) for r in rows if r["position"] == pos)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1, label=f"pos {pos}")
+            best = next(r for r in rows if r["layer"] == chosen["layer"] and r["position"] == chosen["position"])
+            ax.plot(best["layer"], best[metric], marker="*", ms=14, color=COLORS[kind], zorder=5, label="selected")
+            ax.set_ylabel({"bypass_score": "bypass (log-odds)", "induce_score": "induce (log-odds)", "kl": "KL (nats)"}[metric])
+            if metric == "kl":
+                ax.set_yscale("symlog", linthresh=0.01)
+                ax.axhline(run.report["config"]["kl_threshold"], ls="--", color="k", lw=0.8)
+        axes[0, col].set_title(f"{kind} direction candidates")
+        axes[-1, col].set_xlabel("layer (resid_pre)")
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"Direction selection sweep: {run.caption}")
+    return fig
+
+
+def cosine(run: Run) -> plt.Figure:
+    """Censorship vs refusal: cosine per layer, and between every pair of layers."""
+    c, r = run.report["kinds"]["censorship"]["position"], run.report["kinds"]["refusal"]["position"]
+    cens, ref = run.candidates["censorship"][:, c], run.candidates["refusal"][:, r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    per_layer = run.report["cosine_censorship_refusal"]
+    left.plot(range(len(per_layer)), per_layer, marker=".", color=COLORS["censorship"])
+    left.axhline(0, color="k", lw=0.6)
+    left.set(xlabel="layer", ylabel="cosine(censorship, refusal)", ylim=(-1, 1), title="same layer")
+    image = right.imshow(cosine_matrix(cens, ref).numpy(), cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
+    right.set(xlabel="refusal direction layer", ylabel="censorship direction layer", title="across layers")
+    right.grid(False)
+    fig.colorbar(image, ax=right, shrink=0.8)
+    fig.suptitle(f"Is censorship the refusal direction? {run.caption}")
+    return fig
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[layer_a, layer_b] cosine similarity between two [layer, d_model] stacks of directions."""
+    a = torch.nn.functional.normalize(a.float(), dim=-1, eps=1e-12)
+    b = torch.nn.functional.normalize(b.float(), dim=-1, eps=1e-12)
+    return a @ b.T
+
+
+def projections(run: Run) -> plt.Figure:
+    """Histogram of each prompt's projection on the selected direction, by group and language."""
+    rows = run.report.get("projections", [])
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharey="row")
+    for col, kind in enumerate(KINDS):
+        for row_index, lang in enumerate(("en", "zh")):
+            ax = axes[row_index, col]
+            groups = defaultdict(list)
+            for r in rows:
+                if r["lang"] == lang:
+                    groups[f"{r['set']} ({'suppressed' if r['label'] != 'answer' else 'answered'})"].append(r[kind])
+            for name in sorted(groups):
+                ax.hist(groups[name], bins=20, alpha=0.5, label=f"{name}, n={len(groups[name])}")
+            ax.set(title=f"{kind} direction, {lang} prompts", xlabel="projection (residual units)", ylabel="prompts")
+            ax.legend(fontsize=6)
+    fig.suptitle(f"Projection on the selected directions (test split): {run.caption}")
+    return fig
+
+
+def dose_response(run: Run) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    twin = ax.twinx()
+    for kind in KINDS:
+        rows = run.report["kinds"][kind].get("steering", [])
+        coefs = [r["coef"] for r in rows]
+        ax.plot(coefs, [100 * r["suppression_rate"] for r in rows], marker="o", color=COLORS[kind],
+                label=f"{kind}: suppression (n={rows[0]['n'] if rows else 0})")
+        twin.plot(coefs, [r["kl_harmless"] for r in rows], ls="--", marker=".", color=COLORS[kind], alpha=0.6,
+                  label=f"{kind}: KL harmless")
+    ax.set(xlabel="steering coefficient (x raw mean difference, at its layer)", ylabel="suppression of answered prompts (%)",
+           ylim=(-5, 105))
+    twin.set_ylabel("first-token KL on harmless (nats)")
+    twin.grid(False)
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="center right")
+    ax.set_title(f"Steering dose-response: {run.caption}")
+    return fig
+
+
+def before_after(run: Run) -> plt.Figure:
+    """Suppression and fact recall by topic and language, before and after ablation, with random."""
+    fig, axes = plt.subplots(2, 1, figsize=(12, 8))
+    rows = [r for r in run.per_prompt if r["kind"] in ("censorship", "random_censorship") and r["set"] == "censored"]
+    for ax, metric in zip(axes, ("suppressed", "fact_recall"), strict=True):
+        keys = sorted({(r["category"], r["lang"]) for r in rows})
+        bars = {"before": [], "after": [], "random": []}
+        for key in keys:
+            mine = [r for r in rows if (r["category"], r["lang"]) == key]
+            real = [r for r in mine if r["kind"] == "censorship"]
+            rand = [r for r in mine if r["kind"] == "random_censorship"]
+            bars["before"].append(_mean(real, f"{metric}_before"))
+            bars["after"].append(_mean(real, f"{metric}_after"))
+            bars["random"].append(_mean(rand, f"{metric}_after"))
+        xs = range(len(keys))
+        for offset, name in zip((-0.27, 0, 0.27), bars, strict=True):
+            ax.bar([x + offset for x in xs], [100 * v for v in bars[name]], width=0.27, color=COLORS[name],
+                   label={"before": "baseline", "after": "censorship ablated", "random": "random direction ablated"}[name])
+        ax.set_xticks(list(xs), [f"{c} ({lang})" for c, lang in keys], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel({"suppressed": "suppression rate (%)", "fact_recall": "fact recall (%)"}[metric])
+        ax.set_ylim(0, 105)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(f"Sensitive test prompts by topic and language: {run.caption}")
+    fig.tight_layout()
+    return fig
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    values = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else 0.0
+
+
+def logit_lens(run: Run) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.axis("off")
+    lens = run.report.get("logit_lens", {})
+    columns = [f"{k} {side}" for k in KINDS for side in ("promotes", "suppresses")]
+    depth = max((len(v["promoted"]) for v in lens.values()), default=0)
+    cells = [[repr(lens[k]["promoted" if side == "promotes" else "suppressed"][i]) if k in lens else ""
+              for k in KINDS for side in ("promotes", "suppresses")] for i in range(depth)]
+    if cells:
+        table = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+    ax.set_title(f"Logit lens of the selected directions (through final norm and unembedding): {run.caption}")
+    return fig
+
+
+FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projections,
+           "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens}
+
+
+def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], metadata={"Software": None}, bbox_inches="tight")
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None}, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def make_all(run_dir: Path | str, out_dir: Path | str | None = None, only: list[str] | None = None) -> list[Path]:
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "figures"
+    written: list[Path] = []
+    with plt.rc_context(STYLE):
+        for name, draw in FIGURES.items():
+            if only and name not in only:
+                continue
+            written += save(draw(run), out, name)
+    return written
