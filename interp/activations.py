@@ -25,6 +25,12 @@ class Activations:
     sums: dict[str, torch.Tensor]  # group -> [layer, pos, d_model] float64
     counts: dict[str, int]
     per_prompt: torch.Tensor | None  # [prompt, layer, pos, d_model] float32, in input order
+    groups: list[str]  # group of each prompt, in input order
+
+    def of(self, group: str) -> torch.Tensor:  # [n_in_group, layer, pos, d_model]
+        if self.per_prompt is None:
+            raise InterpError("per-prompt activations were not kept (collect with keep=True)")
+        return self.per_prompt[[i for i, g in enumerate(self.groups) if g == group]]
 
     def mean(self, *groups: str) -> torch.Tensor:  # [layer, pos, d_model] float64
         count = sum(self.counts.get(g, 0) for g in groups)
@@ -70,4 +76,4 @@ def collect(
                     kept[index] = stacked[:, row].float()
             done = bar.tasks[task].completed + len(indices)
             bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.1f}")
-    return Activations(sums, counts, kept)
+    return Activations(sums, counts, kept, groups)

@@ -24,6 +24,8 @@ DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU suppor
 BackendOpt = Annotated[str, typer.Option(help="transformer_lens (TransformerBridge) | nnsight")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
 JudgeOpt = Annotated[str, typer.Option(help="markers (offline, default) | model:SPEC (a chat model grades with a rubric)")]
+MethodOpt = Annotated[str, typer.Option(help="mean_diff (difference of means) | pca (of paired differences) | probe (logistic regression)")]
+AffineOpt = Annotated[bool, typer.Option("--affine", help="Ablate relative to the answered-set mean (affine variant)")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
 DEBUG = {"on": False}
 
@@ -114,6 +116,8 @@ def run(
     model: ModelOpt = "embedded",
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
+    method: MethodOpt = "mean_diff",
+    affine: AffineOpt = False,
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
@@ -130,7 +134,8 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     m = _load(model, dtype, device, backend, trust_remote_code)
-    report = run_pipeline(m, out, RunConfig.make(quick), load_seconds=time.perf_counter() - started)
+    config = RunConfig.make(quick, method=method, affine=affine)
+    report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started)
     write_report(report, out)
     from interp.figures import make_all
 
@@ -144,6 +149,8 @@ def direction(
     out: Annotated[Path, typer.Option(help="Directory for directions.safetensors + directions.json")],
     model: ModelOpt = "embedded",
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets")] = False,
+    method: MethodOpt = "mean_diff",
+    affine: AffineOpt = False,
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
@@ -156,7 +163,7 @@ def direction(
     if out.exists() and not out.is_dir():
         raise InterpError(f"--out {out} is a file, not a directory")
     m = _load(model, dtype, device, backend)
-    chosen = find_direction(m, kind, RunConfig.make(quick), out)
+    chosen = find_direction(m, kind, RunConfig.make(quick, method=method, affine=affine), out)
     print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")
 
 

@@ -33,7 +33,7 @@ class Direction:
     model_fingerprint: str
     method: str = "mean_diff"
     prompt_hashes: dict[str, str] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float | str] = field(default_factory=dict)
     offset: torch.Tensor | None = None  # [d_model]: answered-set mean, for the affine variant
 
     @property
@@ -121,18 +121,44 @@ def mean_difference(mean_a: torch.Tensor, mean_b: torch.Tensor) -> torch.Tensor:
     return (mean_a - mean_b).float()
 
 
+def build_candidates(acts, suppressed: str, answered: str, method: str = "mean_diff") -> torch.Tensor:
+    """[layer, pos, d] candidates for one contrast. PCA/probe vectors are unit vectors scaled by the mean
+    difference's projection on them, so `raw` keeps the residual-stream scale steering needs."""
+    if method not in METHODS:
+        raise InterpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    diff = mean_difference(acts.mean(suppressed), acts.mean(answered))
+    if method == "mean_diff":
+        return diff
+    fit = pca_direction if method == "pca" else probe_direction
+    a, b = acts.of(suppressed), acts.of(answered)
+    out = torch.zeros_like(diff)
+    for layer in range(diff.shape[0]):
+        for pos in range(diff.shape[1]):
+            if diff[layer, pos].norm() < 1e-6:
+                continue  # identical inputs in both sets: no direction to fit
+            u = unit(fit(a[:, layer, pos], b[:, layer, pos]))
+            out[layer, pos] = u * (diff[layer, pos] @ u)
+    return out
+
+
 def pca_direction(acts_a: torch.Tensor, acts_b: torch.Tensor) -> torch.Tensor:
-    """First principal component of paired differences ([n, d] each), signed towards mean(a - b)."""
+    """First principal axis of paired differences ([n, d] each), signed towards mean(a - b).
+
+    Uncentered (as in representation engineering): centering would subtract the very shift sought.
+    """
     n = min(len(acts_a), len(acts_b))
     diffs = (acts_a[:n] - acts_b[:n]).double()
-    centered = diffs - diffs.mean(0)
-    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    _, _, vh = torch.linalg.svd(diffs, full_matrices=False)
     first = vh[0]
     return (first * torch.sign(first @ diffs.mean(0))).float()
 
 
-def probe_direction(acts_a: torch.Tensor, acts_b: torch.Tensor, steps: int = 300, l2: float = 1e-3) -> torch.Tensor:
-    """Logistic-regression weight separating a (label 1) from b (label 0), on standardised inputs."""
+def probe_direction(acts_a: torch.Tensor, acts_b: torch.Tensor, steps: int = 300, l2: float = 0.03) -> torch.Tensor:
+    """Logistic-regression weight separating a (label 1) from b (label 0), on standardised inputs.
+
+    The ridge (l2) matters: with fewer prompts than dimensions the classes are separable and an
+    unregularised weight follows a few support points instead of the shift between the groups.
+    """
     x = torch.cat([acts_a, acts_b]).double()
     y = torch.cat([torch.ones(len(acts_a)), torch.zeros(len(acts_b))]).double()
     scale = x.std(0) + 1e-6

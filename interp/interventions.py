@@ -41,10 +41,19 @@ def _active(model: Model, edit: Edit) -> Iterator[Model]:
 
 @contextmanager
 def ablate(model: Model, direction: Direction) -> Iterator[Model]:
-    """Project the direction out of every write to the residual stream, at every layer and position."""
+    """Project the direction out of every write to the residual stream, at every layer and position.
+
+    A direction with an `offset` (the affine variant) instead sets the component along u to the
+    answered-set mean's, x - ((x - mu) . u) u, at resid_pre of every block.
+    """
     _check(model, direction)
     u = direction.unit.to(model.device, torch.float32)
-    with _active(model, Edit("write", lambda x: project_out(x, u))) as m:
+    if direction.offset is None:
+        edit = Edit("write", lambda x: project_out(x, u))
+    else:
+        target = float(direction.offset.float() @ direction.unit)
+        edit = Edit("resid_pre", lambda x: (project_out(x, u).float() + target * u).to(x.dtype))
+    with _active(model, edit) as m:
         yield m
 
 

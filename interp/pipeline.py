@@ -52,13 +52,16 @@ class RunConfig:
     ce_n: int = 24
     per_split: int | None = None  # cap prompts per set and split (quick mode)
     batch_size: int = 16
+    method: str = "mean_diff"  # mean_diff | pca | probe
+    affine: bool = False  # ablate relative to the answered-set mean instead of to zero
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def make(cls, quick: bool) -> RunConfig:
+    def make(cls, quick: bool, **overrides) -> RunConfig:
         if quick:
-            return cls(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0), steer_n=8, ce_n=8, per_split=16)
-        return cls()
+            return cls(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0), steer_n=8,
+                       ce_n=8, per_split=16, **overrides)
+        return cls(**overrides)
 
 
 class Stage:
@@ -114,19 +117,19 @@ def check_contrast(labelled, kind: str, split: str) -> tuple[list[dict], list[di
     return pos, neg
 
 
-def extract_candidates(model: Model, labelled, config: RunConfig) -> dict[str, torch.Tensor]:
-    """One activation pass over every train prompt in both contrasts; means by (set, behaviour)."""
+def extract_candidates(model: Model, labelled, config: RunConfig) -> tuple[dict[str, torch.Tensor], dict]:
+    """One activation pass over every train prompt in both contrasts; candidates per kind, and the
+    answered-set means (the affine variant's offsets)."""
     texts, groups = [], []
     for kind in CONTRASTS:
         pos, neg = check_contrast(labelled, kind, "train")
         pos_set, neg_set = CONTRASTS[kind]
         texts += [r["prompt"] for r in pos] + [r["prompt"] for r in neg]
         groups += [f"{pos_set}:suppressed"] * len(pos) + [f"{neg_set}:answered"] * len(neg)
-    acts = collect(model, texts, groups, batch_size=config.batch_size)
-    return {
-        kind: dirs.mean_difference(acts.mean(f"{a}:suppressed"), acts.mean(f"{b}:answered"))
-        for kind, (a, b) in CONTRASTS.items()
-    }
+    acts = collect(model, texts, groups, batch_size=config.batch_size, keep=config.method != "mean_diff")
+    candidates = {kind: dirs.build_candidates(acts, f"{a}:suppressed", f"{b}:answered", config.method)
+                  for kind, (a, b) in CONTRASTS.items()}
+    return candidates, {kind: acts.mean(f"{b}:answered").float() for kind, (_, b) in CONTRASTS.items()}
 
 
 def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
@@ -137,7 +140,8 @@ def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
     return Scorer(tokens), [model.tokenizer.decode([t]) for t in tokens]
 
 
-def select(model: Model, candidates, labelled, scorer: Scorer, config: RunConfig, hashes) -> tuple[dict, dict]:
+def select(model: Model, candidates, answered_means, labelled, scorer: Scorer, config: RunConfig,
+           hashes) -> tuple[dict, dict]:
     chosen, sweeps = {}, {}
     harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
     for kind in CONTRASTS:
@@ -145,7 +149,9 @@ def select(model: Model, candidates, labelled, scorer: Scorer, config: RunConfig
         data = SweepData([r["prompt"] for r in pos][: config.sweep_n], [r["prompt"] for r in neg][: config.sweep_n], harmless)
         rows, direction = sweep(model, candidates[kind], data, scorer, kind, config.kl_threshold,
                                 positions=config.sweep_positions)
-        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes})
+        offset = answered_means[kind][direction.layer, direction.position] if config.affine else None
+        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes, "method": config.method,
+                                         "offset": offset})
         sweeps[kind] = rows
     return chosen, sweeps
 
@@ -233,8 +239,9 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
     labelled = {n: {s: generate_rows(model, v.items, None, config.label_tokens, description=f"label {n}/{s}")
                     for s, v in by.items() if s != "test"} for n, by in sets.items()}
     pos, neg = check_contrast(labelled, kind, "train")
-    acts = collect(model, [r["prompt"] for r in pos + neg], ["a"] * len(pos) + ["b"] * len(neg))
-    candidates = dirs.mean_difference(acts.mean("a"), acts.mean("b"))
+    acts = collect(model, [r["prompt"] for r in pos + neg], ["a"] * len(pos) + ["b"] * len(neg),
+                   keep=config.method != "mean_diff")
+    candidates = dirs.build_candidates(acts, "a", "b", config.method)
     rows = [r for n in names for r in labelled[n]["train"]]
     scorer = Scorer(find_suppression_tokens(model, [r["text"] for r in rows if is_suppressed(r["label"])],
                                             [r["text"] for r in rows if not is_suppressed(r["label"])]))
@@ -242,7 +249,9 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
     harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
     data = SweepData([r["prompt"] for r in vpos][: config.sweep_n], [r["prompt"] for r in vneg][: config.sweep_n], harmless)
     sweep_rows, chosen = sweep(model, candidates, data, scorer, kind, config.kl_threshold, positions=config.sweep_positions)
-    chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names}})
+    offset = acts.mean("b").float()[chosen.layer, chosen.position] if config.affine else None
+    chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names},
+                               "method": config.method, "offset": offset})
     dirs.save([chosen], out, {f"{kind}.candidates": candidates})
     atomic_write_json(out / "sweep.json", sweep_rows)
     return chosen
@@ -258,10 +267,10 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -
     with Stage(config, "label"):
         labelled = label_all(model, sets, config, out)
     with Stage(config, "activations"):
-        candidates = extract_candidates(model, labelled, config)
+        candidates, answered_means = extract_candidates(model, labelled, config)
     with Stage(config, "select"):
         scorer, token_strings = build_scorer(model, labelled)
-        chosen, sweeps = select(model, candidates, labelled, scorer, config, hashes)
+        chosen, sweeps = select(model, candidates, answered_means, labelled, scorer, config, hashes)
         chosen["censorship_specific"] = chosen["censorship"].without(chosen["refusal"])
         dirs.save(list(chosen.values()), out, {f"{k}.candidates": v for k, v in candidates.items()})
     harmless_logits = last_logits(model, [r["prompt"] for r in labelled["harmless"]["test"]])

@@ -23,11 +23,14 @@ def verdict(report: dict) -> list[str]:
         undone, rand = _undone(k), k["random_baseline"]["suppression_rate"]
         target = "sensitive" if name == "censorship" else "harmful"
         beat = "beats" if k["ablated"]["suppression_rate"] < rand else "does NOT beat"
+        filters = k["scores"].get("filters_passed", "?")
+        caveat = "" if filters == "kl+induce" else (
+            f" No candidate passed every selection filter; this one passed: {filters} (see the layer sweep).")
         lines.append(
             f"- **{name}** (layer {k['layer']}, position {k['position']}): ablation takes suppression on {target} "
             f"test prompts from {_pct(k['baseline']['suppression_rate'])} to {_pct(k['ablated']['suppression_rate'])} "
             f"({_pct(undone)} of it undone) at harmless KL {k['kl_harmless']:.3f}; it {beat} a random direction "
-            f"of the same norm ({_pct(rand)})."
+            f"of the same norm ({_pct(rand)}).{caveat}"
         )
     c = report["kinds"]["censorship"]
     fr_b, fr_a = c["baseline"]["fact_recall"], c["ablated"]["fact_recall"]

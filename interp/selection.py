@@ -90,7 +90,7 @@ def sweep(
     """Score every candidate; pick the lowest bypass among those passing the filters.
 
     Filters: KL on harmless <= kl_threshold, induce score > 0; layers past max_layer_fraction are not
-    scored at all. If no candidate passes, the lowest bypass is taken and `passed_filters` is 0.
+    scored at all. If none passes both, the induce filter is dropped, then the KL one (recorded).
     """
     n_layers, n_pos = model.n_layers, candidates.shape[1]
     base_harmless = last_logits(model, data.harmless)
@@ -129,11 +129,16 @@ def sweep(
         raise InterpError(f"{kind}: every candidate direction was zero or gave non-finite scores")
     for row in rows:
         row["passes"] = row in scored and row["kl"] <= kl_threshold and row["induce_score"] > 0
-    passing = [r for r in scored if r["passes"]] or scored
+    # If nothing passes, relax in a stated order: the induce filter first, never the KL one unless nothing
+    # at all is under the KL threshold. The report records which filters the chosen candidate passed.
+    tiers = (("kl+induce", [r for r in scored if r["passes"]]),
+             ("kl", [r for r in scored if r["kl"] <= kl_threshold]),
+             ("none", scored))
+    filters, passing = next((name, group) for name, group in tiers if group)
     best = min(passing, key=lambda r: r["bypass_score"])
     raw = candidates[best["layer"], best["position"] + n_pos]
     scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl")}
-    scores["passed_filters"] = float(best["passes"])
+    scores["filters_passed"] = filters
     chosen = Direction(unit(raw), raw, best["layer"], best["position"], kind, model.fingerprint, scores=scores)
     return rows, chosen
 

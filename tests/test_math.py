@@ -99,3 +99,32 @@ def test_truncated_direction_file_is_a_clear_error(tiny, tmp_path):
 def test_zero_difference_cannot_become_a_direction():
     with pytest.raises(InterpError, match="zero"):
         directions.unit(torch.zeros(8))
+
+
+@pytest.mark.parametrize("method", ["pca", "probe"])
+def test_pca_and_probe_candidates_point_along_a_planted_difference(tiny, method):
+    from interp.activations import Activations
+
+    g = torch.Generator().manual_seed(0)
+    planted = directions.unit(torch.randn(16, generator=g))
+    noise = torch.randn(200, 2, 1, 16, generator=g)
+    shifted = noise[:100] + 3 * planted
+    shifted[:, 0] = noise[100:, 0]  # layer 0: the very same inputs in both groups
+    per_prompt = torch.cat([shifted, noise[100:]])
+    groups = ["a"] * 100 + ["b"] * 100
+    sums = {k: per_prompt[[i for i, x in enumerate(groups) if x == k]].double().sum(0) for k in "ab"}
+    acts = Activations(sums, {"a": 100, "b": 100}, per_prompt, groups)
+    cands = directions.build_candidates(acts, "a", "b", method)
+    assert float(directions.unit(cands[1, 0]) @ planted) > 0.9
+    assert cands[0, 0].norm() < 1e-6
+
+
+def test_affine_ablation_sets_the_component_to_the_answered_mean(tiny, prompts):
+    d = random_direction(tiny)
+    offset = 0.7 * d.unit + torch.randn(tiny.d_model) * 0.01
+    affine = Direction(d.unit, d.raw, d.layer, -1, "censorship", tiny.fingerprint, offset=offset)
+    batch = tiny.format_chat(prompts)
+    with ablate(tiny, affine):
+        resid = tiny.backend.run(batch, read=range(tiny.n_layers)).resid
+    for x in resid.values():
+        torch.testing.assert_close(x.float() @ d.unit, torch.full(x.shape[:2], float(offset @ d.unit)), atol=1e-4, rtol=0)
