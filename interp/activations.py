@@ -27,6 +27,16 @@ class Activations:
     per_prompt: torch.Tensor | None  # [prompt, layer, pos, d_model] float32, in input order
     groups: list[str]  # group of each prompt, in input order
 
+    def merged(self, mapping: dict[str, str]) -> Activations:
+        """A regrouped view: every group named in `mapping` is renamed (groups can merge); sums add up."""
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        for group, total in self.sums.items():
+            name = mapping.get(group, group)
+            sums[name] = sums[name] + total if name in sums else total.clone()
+            counts[name] = counts.get(name, 0) + self.counts[group]
+        return Activations(sums, counts, self.per_prompt, [mapping.get(g, g) for g in self.groups])
+
     def of(self, group: str) -> torch.Tensor:  # [n_in_group, layer, pos, d_model]
         if self.per_prompt is None:
             raise InterpError("per-prompt activations were not kept (collect with keep=True)")

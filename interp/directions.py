@@ -121,6 +121,22 @@ def mean_difference(mean_a: torch.Tensor, mean_b: torch.Tensor) -> torch.Tensor:
     return (mean_a - mean_b).float()
 
 
+def stratified_difference(acts, suppressed: str, answered: str, strata: list[str]) -> tuple[torch.Tensor, dict]:
+    """Mean difference within each stratum (e.g. language), averaged with weight min(n_suppressed, n_answered).
+
+    Without it a behavioural contrast can be confounded: when a model refuses English politics and
+    answers Chinese, "suppressed vs answered" is partly "English vs Chinese". Groups are named
+    f"{suppressed}|{stratum}". Returns the [layer, pos, d] difference and the weight of each stratum.
+    """
+    weights = {s: min(acts.counts.get(f"{suppressed}|{s}", 0), acts.counts.get(f"{answered}|{s}", 0)) for s in strata}
+    used = {s: w for s, w in weights.items() if w > 0}
+    if not used:
+        raise InterpError(f"no stratum ({', '.join(strata)}) has both {suppressed} and {answered} prompts")
+    total = sum(used.values())
+    diff = sum(w * mean_difference(acts.mean(f"{suppressed}|{s}"), acts.mean(f"{answered}|{s}")) for s, w in used.items())
+    return diff / total, weights
+
+
 def build_candidates(acts, suppressed: str, answered: str, method: str = "mean_diff") -> torch.Tensor:
     """[layer, pos, d] candidates for one contrast. PCA/probe vectors are unit vectors scaled by the mean
     difference's projection on them, so `raw` keeps the residual-stream scale steering needs."""

@@ -117,19 +117,31 @@ def check_contrast(labelled, kind: str, split: str) -> tuple[list[dict], list[di
     return pos, neg
 
 
-def extract_candidates(model: Model, labelled, config: RunConfig) -> tuple[dict[str, torch.Tensor], dict]:
-    """One activation pass over every train prompt in both contrasts; candidates per kind, and the
-    answered-set means (the affine variant's offsets)."""
+def extract_candidates(model: Model, labelled, config: RunConfig) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """One activation pass over every train prompt in both contrasts. Returns candidates per kind, the
+    answered-set means (the affine variant's offsets), and each language's weight in the contrast.
+
+    mean_diff is stratified by language (see directions.stratified_difference); pca and probe pool.
+    """
     texts, groups = [], []
     for kind in CONTRASTS:
         pos, neg = check_contrast(labelled, kind, "train")
         pos_set, neg_set = CONTRASTS[kind]
-        texts += [r["prompt"] for r in pos] + [r["prompt"] for r in neg]
-        groups += [f"{pos_set}:suppressed"] * len(pos) + [f"{neg_set}:answered"] * len(neg)
+        texts += [r["prompt"] for r in pos + neg]
+        groups += [f"{pos_set}:suppressed|{r['lang']}" for r in pos] + [f"{neg_set}:answered|{r['lang']}" for r in neg]
     acts = collect(model, texts, groups, batch_size=config.batch_size, keep=config.method != "mean_diff")
-    candidates = {kind: dirs.build_candidates(acts, f"{a}:suppressed", f"{b}:answered", config.method)
-                  for kind, (a, b) in CONTRASTS.items()}
-    return candidates, {kind: acts.mean(f"{b}:answered").float() for kind, (_, b) in CONTRASTS.items()}
+    langs = sorted({g.split("|")[1] for g in groups})
+    candidates, means, weights = {}, {}, {}
+    for kind, (a, b) in CONTRASTS.items():
+        pooled_a, pooled_b = [f"{a}:suppressed|{x}" for x in langs], [f"{b}:answered|{x}" for x in langs]
+        means[kind] = acts.mean(*pooled_b).float()
+        if config.method == "mean_diff":
+            candidates[kind], weights[kind] = dirs.stratified_difference(acts, f"{a}:suppressed", f"{b}:answered", langs)
+        else:
+            pooled = acts.merged({g: "suppressed" for g in pooled_a} | {g: "answered" for g in pooled_b})
+            candidates[kind] = dirs.build_candidates(pooled, "suppressed", "answered", config.method)
+            weights[kind] = {"pooled": 1}
+    return candidates, means, weights
 
 
 def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
@@ -267,7 +279,7 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -
     with Stage(config, "label"):
         labelled = label_all(model, sets, config, out)
     with Stage(config, "activations"):
-        candidates, answered_means = extract_candidates(model, labelled, config)
+        candidates, answered_means, strata_weights = extract_candidates(model, labelled, config)
     with Stage(config, "select"):
         scorer, token_strings = build_scorer(model, labelled)
         chosen, sweeps = select(model, candidates, answered_means, labelled, scorer, config, hashes)
@@ -294,6 +306,7 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -
         "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
         "sweeps": sweeps,
         "suppression_tokens": token_strings,
+        "contrast_strata": strata_weights,
         "model": model.describe(),
         "interp_version": interp.__version__,
         "versions": _versions(),

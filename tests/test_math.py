@@ -128,3 +128,25 @@ def test_affine_ablation_sets_the_component_to_the_answered_mean(tiny, prompts):
         resid = tiny.backend.run(batch, read=range(tiny.n_layers)).resid
     for x in resid.values():
         torch.testing.assert_close(x.float() @ d.unit, torch.full(x.shape[:2], float(offset @ d.unit)), atol=1e-4, rtol=0)
+
+
+def test_stratified_difference_removes_a_language_confound():
+    """Suppressed prompts mostly English, answered mostly Chinese: pooling finds 'language', strata do not."""
+    from interp.activations import Activations
+
+    d = 8
+    lang_axis, behaviour_axis = torch.eye(d)[0], torch.eye(d)[1]
+    rows = {("s", "en"): 9, ("s", "zh"): 1, ("a", "en"): 1, ("a", "zh"): 9}
+    per_prompt, groups = [], []
+    for (group, lang), n in rows.items():
+        vector = (5 * lang_axis if lang == "en" else 0 * lang_axis) + (behaviour_axis if group == "s" else 0)
+        per_prompt += [vector.expand(1, 1, d)] * n
+        groups += [f"{group}|{lang}"] * n
+    stacked = torch.stack(per_prompt)
+    sums = {g: stacked[[i for i, x in enumerate(groups) if x == g]].double().sum(0) for g in set(groups)}
+    acts = Activations(sums, {g: groups.count(g) for g in set(groups)}, stacked, groups)
+    diff, weights = directions.stratified_difference(acts, "s", "a", ["en", "zh"])
+    torch.testing.assert_close(diff[0, 0], behaviour_axis)
+    assert weights == {"en": 1, "zh": 1}
+    pooled = acts.merged({g: g[0] for g in groups})
+    assert float(directions.unit(directions.mean_difference(pooled.mean("s"), pooled.mean("a"))[0, 0]) @ lang_axis) > 0.9

@@ -45,6 +45,13 @@ def test_backends_agree_with_hf_hidden_states_on_qwen(qwen):
         torch.testing.assert_close(nn[layer][mask], hidden[layer][mask], atol=1e-4, rtol=1e-5)
 
 
+def assert_beats_random(selected: float, randoms: list[float], baseline: float) -> None:
+    """Below every random direction's score, and more than 3 standard deviations below their mean."""
+    spread = torch.tensor(randoms)
+    assert selected < float(spread.min()), (selected, randoms, baseline)
+    assert selected < float(spread.mean() - 3 * spread.std()), (selected, randoms, baseline)
+
+
 def _refusal_direction(qwen, layer=12):
     harmful = P.load("harmful", "train").by_lang("en").head(24).texts
     harmless = P.load("harmless", "train").by_lang("en").head(24).texts
@@ -67,7 +74,7 @@ def test_refusal_direction_beats_random_directions(qwen):
         with ablate(qwen, random_like(d, seed)):
             randoms.append(float(scorer.score(last_logits(qwen, test)).mean()))
     baseline = float(scorer.score(last_logits(qwen, test)).mean())
-    assert ablated < min(randoms) - 1.0, (baseline, ablated, randoms)
+    assert_beats_random(ablated, randoms, baseline)
 
 
 def test_orthogonalized_qwen_equals_hook_ablation(qwen):
@@ -116,7 +123,7 @@ def test_selected_censorship_direction_beats_ten_random_directions(quick_run):
     for seed in range(10):
         with ablate(model, random_like(d, seed)):
             randoms.append(float(scorer.score(last_logits(model, test)).mean()))
-    assert selected < sum(randoms) / len(randoms) - 1.0, (selected, randoms)
+    assert_beats_random(selected, randoms, float(scorer.score(last_logits(model, test)).mean()))
 
 
 def test_exported_orthogonalized_qwen_answers_instead_of_refusing(qwen, tmp_path):
