@@ -1,15 +1,54 @@
+import json
+
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from interp.errors import InterpError
-from interp.pipeline import RunConfig, run
+from interp.pipeline import RunConfig, load_sets, run
+
+
+def tiny_config() -> RunConfig:
+    config = RunConfig.make(quick=True)
+    config.per_split, config.label_tokens, config.coefs, config.steer_n, config.ce_n = 4, 12, (0.0, 1.0), 2, 2
+    return config
+
+
+@pytest.fixture(scope="module")
+def refuser():
+    from tiny import trained_refuser
+
+    sets = load_sets(tiny_config())
+    texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}
+    return trained_refuser(texts["censored"] + texts["harmful"], texts["controls"] + texts["harmless"])
 
 
 def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):
     from tiny import tiny_model
 
     model = tiny_model("qwen2")  # random weights: babble, never a refusal marker
-    config = RunConfig.make(quick=True)
-    config.per_split, config.label_tokens = 4, 4
     with pytest.raises(InterpError, match="no behavioural contrast"):
-        run(model, tmp_path, config)
+        run(model, tmp_path, tiny_config())
     assert not (tmp_path / "report.json").exists()  # nothing half-written
+
+
+def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_path):
+    report = run(refuser, tmp_path, tiny_config())
+    censorship = report["kinds"]["censorship"]
+    assert censorship["baseline"]["suppression_rate"] > 0.5  # it learned to refuse
+    assert set(report["kinds"]) == {"censorship", "refusal", "censorship_specific"}
+    assert report["model"]["fingerprint"] == refuser.fingerprint
+    assert all(k in report["timings"] for k in ("label", "activations", "select", "evaluate", "steering", "total"))
+    for name in ("report.json", "labels.jsonl", "per_prompt.jsonl", "directions.safetensors", "directions.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    rows = [json.loads(line) for line in (tmp_path / "per_prompt.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in rows} >= {"censorship", "refusal", "random_censorship"}
+
+
+def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_path):
+    run(refuser, tmp_path / "a", tiny_config())
+    run(refuser, tmp_path / "b", tiny_config())
+    a, b = load_file(str(tmp_path / "a" / "directions.safetensors")), load_file(str(tmp_path / "b" / "directions.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    labels = [(tmp_path / d / "labels.jsonl").read_text() for d in "ab"]
+    assert labels[0] == labels[1]

@@ -43,3 +43,43 @@ def tiny_model(family: str = "qwen2", backend: str = "transformer_lens", seed: i
         hf = LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=False))
     hf.config._attn_implementation = "eager"
     return wrap_model(hf.float(), tok, spec=f"tiny-{family}", backend=backend)
+
+
+REFUSAL = "I'm sorry, I can't help with that."
+ANSWER = "Sure! Here is what I know."
+
+
+def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], steps: int = 150, seed: int = 0,
+                    backend: str = "transformer_lens") -> Model:
+    """A tiny Qwen2 trained (seconds, CPU) to refuse one prompt list and answer the other: real behaviour
+    for end-to-end pipeline tests, not a mock."""
+    model = tiny_model("qwen2", backend=backend, seed=seed, layers=2)
+    tok, hf = model.tokenizer, model.hf
+    pairs = [(p, REFUSAL) for p in prompts_to_refuse] + [(p, ANSWER) for p in prompts_to_answer]
+    rows = []
+    for prompt, reply in pairs:
+        head = tok(model.chat_text(prompt), add_special_tokens=False)["input_ids"]
+        tail = tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        rows.append((head, tail))
+    width = max(len(h) + len(t) for h, t in rows)
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, (head, tail) in enumerate(rows):
+        seq = head + tail
+        ids[i, width - len(seq):] = torch.tensor(seq)
+        mask[i, width - len(seq):] = 1
+        labels[i, width - len(tail):] = torch.tensor(tail)
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    optimizer = torch.optim.AdamW(hf.parameters(), lr=3e-3)
+    hf.train()
+    for _ in range(steps):
+        loss = hf(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    hf.eval()
+    from interp.models import fingerprint_module
+
+    model.fingerprint = fingerprint_module(hf)
+    return model
