@@ -116,6 +116,7 @@ def run(
     model: ModelOpt = "embedded",
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last completed stage")] = False,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
     dtype: DtypeOpt = "auto",
@@ -125,9 +126,11 @@ def run(
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
     from interp.pipeline import RunConfig
-    from interp.pipeline import run as run_pipeline
     from interp.report import write_report
+    from interp.runner import run as run_pipeline
 
+    if resume and out is None:
+        raise InterpError("--resume needs the --out directory of the run to continue")
     out = out or Path("runs") / f"{Path(model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and not out.is_dir():
         raise InterpError(f"--out {out} is a file, not a directory")
@@ -135,7 +138,7 @@ def run(
     started = time.perf_counter()
     m = _load(model, dtype, device, backend, trust_remote_code)
     config = RunConfig.make(quick, method=method, affine=affine)
-    report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started)
+    report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     write_report(report, out)
     from interp.figures import make_all
 

@@ -1,25 +1,21 @@
-"""`interp run`: label behaviour, extract and select both directions, evaluate the interventions.
+"""The stages of `interp run` (ordered and checkpointed by interp.runner): label behaviour, extract and
+select both directions, evaluate the interventions.
 
-Stages, each timed into report.json: load, label, activations, select, evaluate, steering, analysis.
 Contrasts are defined by observed behaviour: censorship = sensitive prompts the model suppresses vs
 controls it answers; refusal = harmful prompts it refuses vs harmless ones it answers.
 """
 
 from __future__ import annotations
 
-import platform
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-import interp
 from interp import directions as dirs
 from interp import prompts as P
 from interp.activations import collect
-from interp.analysis import logit_lens, projections
 from interp.atomic import atomic_write_json, atomic_write_jsonl
 from interp.errors import InterpError
 from interp.evaluate import (
@@ -34,7 +30,7 @@ from interp.evaluate import (
 from interp.interventions import ablate, steer
 from interp.judge import is_suppressed
 from interp.models import Model
-from interp.selection import Scorer, SweepData, find_suppression_tokens, last_logits, sweep
+from interp.selection import Scorer, SweepData, find_suppression_tokens, sweep
 
 SEED = 0
 CONTRASTS = {"censorship": ("censored", "controls"), "refusal": ("harmful", "harmless")}
@@ -267,64 +263,3 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
     dirs.save([chosen], out, {f"{kind}.candidates": candidates})
     atomic_write_json(out / "sweep.json", sweep_rows)
     return chosen
-
-
-def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0) -> dict:
-    random.seed(SEED)
-    torch.manual_seed(SEED)
-    started = time.perf_counter()
-    config.timings["load"] = round(load_seconds, 2)
-    sets = load_sets(config)
-    hashes = {name: by["train"].sha256 for name, by in sets.items()}
-    with Stage(config, "label"):
-        labelled = label_all(model, sets, config, out)
-    with Stage(config, "activations"):
-        candidates, answered_means, strata_weights = extract_candidates(model, labelled, config)
-    with Stage(config, "select"):
-        scorer, token_strings = build_scorer(model, labelled)
-        chosen, sweeps = select(model, candidates, answered_means, labelled, scorer, config, hashes)
-        chosen["censorship_specific"] = chosen["censorship"].without(chosen["refusal"])
-        dirs.save(list(chosen.values()), out, {f"{k}.candidates": v for k, v in candidates.items()})
-    harmless_logits = last_logits(model, [r["prompt"] for r in labelled["harmless"]["test"]])
-    report: dict = {"kinds": {}}
-    per_prompt: list[dict] = []
-    with Stage(config, "evaluate"):
-        for kind in CONTRASTS:
-            report["kinds"][kind] = evaluate_kind(model, kind, chosen[kind], labelled, config, harmless_logits, per_prompt)
-        report["kinds"]["censorship_specific"] = evaluate_kind(
-            model, "censorship", chosen["censorship_specific"], labelled, config, harmless_logits, per_prompt)
-        atomic_write_jsonl(out / "per_prompt.jsonl", per_prompt)
-    with Stage(config, "steering"):
-        for kind in CONTRASTS:
-            report["kinds"][kind]["steering"] = dose_response(model, kind, chosen[kind], labelled, config, harmless_logits)
-    with Stage(config, "analysis"):
-        test_rows = [{"set": n, **r} for n, by in labelled.items() for r in by["test"]]
-        report["projections"] = projections(model, test_rows, {k: chosen[k] for k in CONTRASTS})
-        report["logit_lens"] = {k: logit_lens(model, chosen[k]) for k in CONTRASTS}
-    report |= {
-        "cosine_censorship_refusal": cosine_per_layer(candidates, chosen),
-        "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
-        "sweeps": sweeps,
-        "suppression_tokens": token_strings,
-        "contrast_strata": strata_weights,
-        "model": model.describe(),
-        "interp_version": interp.__version__,
-        "versions": _versions(),
-        "seeds": {"global": SEED, "split": P.SPLIT_SEED},
-        "prompt_sets": {n: {"sha256": by["train"].sha256, **{s: len(v) for s, v in by.items()}} for n, by in sets.items()},
-        "judge": "markers",
-        "config": {k: v for k, v in config.__dict__.items() if k != "timings"},
-    }
-    report["timings"] = dict(config.timings, total=round(time.perf_counter() - started + load_seconds, 2))
-    atomic_write_json(out / "report.json", report)
-    return report
-
-
-def _versions() -> dict[str, str]:
-    import nnsight
-    import transformer_lens
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "transformer_lens": getattr(transformer_lens, "__version__", "?"), "nnsight": nnsight.__version__,
-            "platform": platform.platform()}

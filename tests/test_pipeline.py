@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import load_file
 
 from interp.errors import InterpError
-from interp.pipeline import RunConfig, load_sets, run
+from interp.pipeline import RunConfig, load_sets
+from interp.runner import run
 
 
 def tiny_config() -> RunConfig:
@@ -52,3 +53,42 @@ def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     labels = [(tmp_path / d / "labels.jsonl").read_text() for d in "ab"]
     assert labels[0] == labels[1]
+
+
+def test_interrupted_run_resumes_to_the_same_report(refuser, tmp_path, monkeypatch):
+    import interp.runner
+
+    whole = run(refuser, tmp_path / "whole", tiny_config())
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed during the steering stage
+
+    with monkeypatch.context() as patch:
+        patch.setattr(interp.runner, "dose_response", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run(refuser, tmp_path / "cut", tiny_config())
+    manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert manifest["completed"] == ["label", "activations", "select", "evaluate"]
+    assert not (tmp_path / "cut" / "report.json").exists()
+    calls = []
+    monkeypatch.setattr(interp.runner, "label_all", lambda *a, **k: calls.append("label"))  # must not rerun
+    resumed = run(refuser, tmp_path / "cut", tiny_config(), resume=True)
+    assert calls == [] and resumed["resumed_stages"] == ["label", "activations", "select", "evaluate"]
+    drop = ("timings", "resumed_stages")
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in whole.items() if k not in drop}
+
+
+def test_an_earlier_run_is_never_overwritten_without_resume(refuser, tmp_path):
+    run(refuser, tmp_path, tiny_config())
+    before = (tmp_path / "report.json").read_bytes()
+    with pytest.raises(InterpError, match="--resume"):
+        run(refuser, tmp_path, tiny_config())
+    assert (tmp_path / "report.json").read_bytes() == before
+
+
+def test_resume_against_another_config_is_refused(refuser, tmp_path):
+    run(refuser, tmp_path, tiny_config())
+    other = tiny_config()
+    other.kl_threshold = 0.5
+    with pytest.raises(InterpError, match="different config"):
+        run(refuser, tmp_path, other, resume=True)

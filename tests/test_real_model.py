@@ -90,7 +90,8 @@ def test_orthogonalized_qwen_equals_hook_ablation(qwen):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    from interp.pipeline import RunConfig, run
+    from interp.pipeline import RunConfig
+    from interp.runner import run
 
     out = tmp_path_factory.mktemp("run")
     model = load_model("embedded")  # default dtype, as `interp run` uses
