@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,13 +99,27 @@ class Model:
         messages = [{"role": "user", "content": prompt}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def format_chat(self, prompts: list[str], max_length: int | None = None) -> ChatBatch:
-        """Tokenize prompts through the chat template, left padded, so the last positions align."""
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Room for a templated prompt: the context length less a margin for generated tokens."""
+        context = int(getattr(self.hf.config, "max_position_embeddings", 0) or 32768)
+        return max(context - 256, context // 2)
+
+    def format_chat(self, prompts: list[str]) -> ChatBatch:
+        """Tokenize prompts through the chat template, left padded, so the last positions align.
+
+        A prompt longer than `max_prompt_tokens` keeps its last tokens (the template's post-instruction
+        tokens survive) and a warning names it: truncated, never silently dropped.
+        """
         texts = [self.chat_text(p) for p in prompts]
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         ids, mask = encoded["input_ids"], encoded["attention_mask"]
-        if max_length is not None and ids.shape[1] > max_length:
-            ids, mask = ids[:, -max_length:], mask[:, -max_length:]
+        limit = self.max_prompt_tokens
+        if ids.shape[1] > limit:
+            for prompt, length in zip(prompts, mask.sum(-1).tolist(), strict=True):
+                if length > limit:
+                    warnings.warn(f"prompt of {length} tokens truncated to its last {limit}: {prompt[:50]!r}", stacklevel=2)
+            ids, mask = ids[:, -limit:], mask[:, -limit:]
         return ChatBatch(ids, mask).to(self.device)
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""Bad inputs and failures: each a clear error, earlier outputs intact."""
+
+import errno
+import subprocess
+import sys
+
+import pytest
+import torch
+from tiny import tiny_model
+
+from interp import activations
+from interp.atomic import atomic_write_text
+from interp.errors import InterpError
+
+
+def test_prompt_longer_than_the_context_is_truncated_with_a_warning():
+    model = tiny_model("qwen2")  # context 256 positions
+    long_prompt = "word " * 400
+    with pytest.warns(UserWarning, match="truncated to its last"):
+        batch = model.format_chat([long_prompt, "short"])
+    assert batch.input_ids.shape[1] == model.max_prompt_tokens
+    assert batch.input_ids[0, -model.n_positions:].tolist() == model.post_instruction_ids
+
+
+def test_disk_full_during_a_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "report.json"
+    atomic_write_text(target, "old, complete")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full)
+    with pytest.raises(InterpError, match="No space left"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old, complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_non_finite_activations_are_reported_with_their_layer():
+    model = tiny_model("qwen2")
+    with torch.no_grad():
+        model.writers[3].weight[0, 0] = float("nan")  # block 1's attention output
+    with pytest.raises(InterpError, match="layer 2"):
+        activations.collect(model, ["hello", "there"], show_progress=False)
+
+
+def test_out_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("precious")
+    result = subprocess.run([sys.executable, "-m", "interp.cli", "run", "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 1 and "is a file" in result.stderr and "Traceback" not in result.stderr
+    assert out.read_text() == "precious"
+
+
+def test_no_unsafe_deserialisation_in_the_package():
+    from pathlib import Path
+
+    source = "\n".join(p.read_text() for p in Path(__file__).parent.parent.joinpath("interp").glob("*.py"))
+    assert "pickle" not in source and "torch.load(" not in source
+    assert "trust_remote_code=True" not in source
