@@ -56,3 +56,14 @@ def test_figure_code_never_imports_a_model(tmp_path):
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_make_figures_script_rebuilds_all_from_a_run_dir(tmp_path):
+    from pathlib import Path
+
+    run = synthetic_run(tmp_path)
+    script = Path(__file__).parent.parent / "scripts" / "make_figures.py"
+    result = subprocess.run([sys.executable, str(script), str(run), "--out", str(tmp_path / "figs")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "figs").glob("*.png"))) == len(figures.FIGURES)
