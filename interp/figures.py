@@ -134,7 +134,7 @@ def dose_response(run: Run) -> plt.Figure:
     twin.grid(False)
     lines = ax.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="center right")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
     ax.set_title(f"Steering dose-response: {run.caption}")
     return fig
 
@@ -171,18 +171,34 @@ def _mean(rows: list[dict], key: str) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in sorted(names) if any(k in n for k in ("CJK", "WenQuanYi", "Sans SC", "Hei"))), None)
+
+
+def _printable(token: str, cjk: bool) -> str:
+    """A token as the table shows it: CJK kept when a font can draw it, else escaped, never a box."""
+    return repr(token) if cjk or token.isascii() else repr(token.encode("unicode_escape").decode())
+
+
 def logit_lens(run: Run) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(9, 4))
     ax.axis("off")
     lens = run.report.get("logit_lens", {})
     columns = [f"{k} {side}" for k in KINDS for side in ("promotes", "suppresses")]
     depth = max((len(v["promoted"]) for v in lens.values()), default=0)
-    cells = [[repr(lens[k]["promoted" if side == "promotes" else "suppressed"][i]) if k in lens else ""
-              for k in KINDS for side in ("promotes", "suppresses")] for i in range(depth)]
+    font = _cjk_font()
+    cells = [[_printable(lens[k]["promoted" if side == "promotes" else "suppressed"][i], font is not None)
+              if k in lens else "" for k in KINDS for side in ("promotes", "suppresses")] for i in range(depth)]
     if cells:
         table = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="left")
         table.auto_set_font_size(False)
         table.set_fontsize(7)
+        if font:
+            for cell in table.get_celld().values():
+                cell.get_text().set_fontfamily([font, "DejaVu Sans"])
     ax.set_title(f"Logit lens of the selected directions (through final norm and unembedding): {run.caption}")
     return fig
 

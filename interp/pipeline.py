@@ -113,14 +113,15 @@ def check_contrast(labelled, kind: str, split: str) -> tuple[list[dict], list[di
     return pos, neg
 
 
-def extract_candidates(model: Model, labelled, config: RunConfig) -> tuple[dict[str, torch.Tensor], dict, dict]:
+def extract_candidates(model: Model, labelled, config: RunConfig,
+                       kinds: tuple[str, ...] = tuple(CONTRASTS)) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """One activation pass over every train prompt in both contrasts. Returns candidates per kind, the
     answered-set means (the affine variant's offsets), and each language's weight in the contrast.
 
     mean_diff is stratified by language (see directions.stratified_difference); pca and probe pool.
     """
     texts, groups = [], []
-    for kind in CONTRASTS:
+    for kind in kinds:
         pos, neg = check_contrast(labelled, kind, "train")
         pos_set, neg_set = CONTRASTS[kind]
         texts += [r["prompt"] for r in pos + neg]
@@ -128,7 +129,8 @@ def extract_candidates(model: Model, labelled, config: RunConfig) -> tuple[dict[
     acts = collect(model, texts, groups, batch_size=config.batch_size, keep=config.method != "mean_diff")
     langs = sorted({g.split("|")[1] for g in groups})
     candidates, means, weights = {}, {}, {}
-    for kind, (a, b) in CONTRASTS.items():
+    for kind in kinds:
+        a, b = CONTRASTS[kind]
         pooled_a, pooled_b = [f"{a}:suppressed|{x}" for x in langs], [f"{b}:answered|{x}" for x in langs]
         means[kind] = acts.mean(*pooled_b).float()
         if config.method == "mean_diff":
@@ -246,20 +248,20 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
     sets = {n: by for n, by in load_sets(config).items() if n in (*names, "harmless")}
     labelled = {n: {s: generate_rows(model, v.items, None, config.label_tokens, description=f"label {n}/{s}")
                     for s, v in by.items() if s != "test"} for n, by in sets.items()}
-    pos, neg = check_contrast(labelled, kind, "train")
-    acts = collect(model, [r["prompt"] for r in pos + neg], ["a"] * len(pos) + ["b"] * len(neg),
-                   keep=config.method != "mean_diff")
-    candidates = dirs.build_candidates(acts, "a", "b", config.method)
+    all_candidates, means, weights = extract_candidates(model, labelled, config, kinds=(kind,))
+    candidates = all_candidates[kind]
     rows = [r for n in names for r in labelled[n]["train"]]
     scorer = Scorer(find_suppression_tokens(model, [r["text"] for r in rows if is_suppressed(r["label"])],
                                             [r["text"] for r in rows if not is_suppressed(r["label"])]))
+    atomic_write_json(out / "scorer.json", {"token_ids": scorer.token_ids,
+                                            "tokens": [model.tokenizer.decode([t]) for t in scorer.token_ids]})
     vpos, vneg = check_contrast(labelled, kind, "val")
     harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
     data = SweepData([r["prompt"] for r in vpos][: config.sweep_n], [r["prompt"] for r in vneg][: config.sweep_n], harmless)
     sweep_rows, chosen = sweep(model, candidates, data, scorer, kind, config.kl_threshold, positions=config.sweep_positions)
-    offset = acts.mean("b").float()[chosen.layer, chosen.position] if config.affine else None
+    offset = means[kind][chosen.layer, chosen.position] if config.affine else None
     chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names},
                                "method": config.method, "offset": offset})
     dirs.save([chosen], out, {f"{kind}.candidates": candidates})
-    atomic_write_json(out / "sweep.json", sweep_rows)
+    atomic_write_json(out / "sweep.json", {"rows": sweep_rows, "strata": weights[kind]})
     return chosen

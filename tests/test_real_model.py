@@ -111,20 +111,30 @@ def test_quick_run_writes_complete_report_with_provenance(quick_run):
     assert len(report["cosine_censorship_refusal"]) == model.n_layers + 1
 
 
-def test_selected_censorship_direction_beats_ten_random_directions(quick_run):
-    from interp import directions as dirs
+def test_selected_censorship_direction_beats_ten_random_directions(tmp_path):
+    """`interp direction --kind censorship` with the full selection settings (every layer x position,
+    8 validation prompts a group) on 40 prompts a split: the chosen direction, ablated everywhere, must
+    lower the first-token suppression score on held-out sensitive prompts the model suppresses more than
+    any of 10 random directions of the same norm (quick mode's 16 prompts are too few for this)."""
+    import json
 
-    model, out, report = quick_run
-    d = dirs.load(out, "censorship", expect_fingerprint=model.fingerprint)
-    test = P.load("censored", "test").head(16).texts
-    scorer = Scorer(find_suppression_tokens(model, ["I'm sorry", "I'm unable", "As an AI"], ["The", "Sure"]))
+    from interp.pipeline import RunConfig, find_direction
+
+    model = load_model("embedded")
+    config = RunConfig.make(quick=False, per_split=40)
+    d = find_direction(model, "censorship", config, tmp_path)
+    scorer = Scorer(json.loads((tmp_path / "scorer.json").read_text())["token_ids"])
+    test = P.load("censored", "test").head(40)
+    base = complete(model, test.texts, 16, show_progress=False)
+    suppressed = [p for p, c in zip(test.texts, base, strict=True) if is_suppressed(label(c, prompt=p))]
+    assert len(suppressed) >= 8
     with ablate(model, d):
-        selected = float(scorer.score(last_logits(model, test)).mean())
+        selected = float(scorer.score(last_logits(model, suppressed)).mean())
     randoms = []
     for seed in range(10):
         with ablate(model, random_like(d, seed)):
-            randoms.append(float(scorer.score(last_logits(model, test)).mean()))
-    assert_beats_random(selected, randoms, float(scorer.score(last_logits(model, test)).mean()))
+            randoms.append(float(scorer.score(last_logits(model, suppressed)).mean()))
+    assert_beats_random(selected, randoms, float(scorer.score(last_logits(model, suppressed)).mean()))
 
 
 def test_exported_orthogonalized_qwen_answers_instead_of_refusing(qwen, tmp_path):
