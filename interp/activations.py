@@ -10,11 +10,14 @@ projections.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from interp.atomic import atomic_save_tensors, atomic_write_json
 from interp.errors import InterpError
 from interp.generation import length_batches, progress_bar
 from interp.models import Model
@@ -63,14 +66,23 @@ def collect(
     batch_size: int = 16,
     keep: bool = False,
     show_progress: bool = True,
+    stream_to: Path | None = None,
 ) -> Activations:
-    """One batched, hooked pass over prompts; sums per group (default: one group 'all')."""
+    """One batched, hooked pass over prompts; sums per group (default: one group 'all').
+
+    stream_to: a directory that receives each batch's full activations as `chunk-NNNNN.safetensors`
+    (tensors `resid` [batch, layer, pos, d_model] float32 and `index`, the prompts' input positions) and,
+    once all are written, `chunks.json`; memory stays bounded by the batch, whatever the prompt count.
+    """
     groups = list(groups) if groups is not None else ["all"] * len(prompts)
     layers = list(layers) if layers is not None else list(range(model.n_layers + 1))
     n_pos, d = model.n_positions, model.d_model
     sums = {g: torch.zeros(len(layers), n_pos, d, dtype=torch.float64) for g in dict.fromkeys(groups)}
     counts = dict.fromkeys(sums, 0)
     kept = torch.zeros(len(prompts), len(layers), n_pos, d) if keep else None
+    chunks: list[str] = []
+    if stream_to is not None:
+        Path(stream_to).mkdir(parents=True, exist_ok=True)
     with progress_bar("activations", len(prompts)) as bar:
         task = bar.add_task("activations", total=len(prompts), rate="-", visible=show_progress)
         for indices in length_batches(model, prompts, batch_size):
@@ -79,6 +91,10 @@ def collect(
             _check_finite(resid)
             # [layer, batch, pos, d] -> per prompt
             stacked = torch.stack([resid[layer][:, -n_pos:].double().cpu() for layer in layers])
+            if stream_to is not None:
+                chunks.append(f"chunk-{len(chunks):05d}.safetensors")
+                atomic_save_tensors({"resid": stacked.permute(1, 0, 2, 3).float().contiguous(),
+                                     "index": torch.tensor(indices)}, Path(stream_to) / chunks[-1])
             for row, index in enumerate(indices):
                 sums[groups[index]] += stacked[:, row]
                 counts[groups[index]] += 1
@@ -86,4 +102,23 @@ def collect(
                     kept[index] = stacked[:, row].float()
             done = bar.tasks[task].completed + len(indices)
             bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.1f}")
+    if stream_to is not None:
+        atomic_write_json(Path(stream_to) / "chunks.json", {"chunks": chunks, "layers": layers, "positions": n_pos,
+                                                             "prompts": list(prompts), "groups": groups})
     return Activations(sums, counts, kept, groups)
+
+
+def read_stream(directory: Path) -> torch.Tensor:
+    """[prompt, layer, pos, d_model] from streamed chunks, in the original prompt order."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((Path(directory) / "chunks.json").read_text())
+    out: torch.Tensor | None = None
+    for name in meta["chunks"]:
+        chunk = load_file(str(Path(directory) / name))
+        if out is None:
+            out = torch.zeros(len(meta["prompts"]), *chunk["resid"].shape[1:])
+        out[chunk["index"]] = chunk["resid"]
+    if out is None:
+        raise InterpError(f"{directory}: no activation chunks")
+    return out

@@ -150,3 +150,14 @@ def test_stratified_difference_removes_a_language_confound():
     assert weights == {"en": 1, "zh": 1}
     pooled = acts.merged({g: g[0] for g in groups})
     assert float(directions.unit(directions.mean_difference(pooled.mean("s"), pooled.mean("a"))[0, 0]) @ lang_axis) > 0.9
+
+
+def test_streamed_activation_chunks_equal_kept_activations(tmp_path):
+    from tiny import tiny_model
+
+    model = tiny_model("llama")
+    texts = ["a", "a longer prompt here", "mid size", "z", "another one of some length"]
+    kept = activations.collect(model, texts, keep=True, batch_size=2, show_progress=False,
+                               stream_to=tmp_path / "stream")
+    assert len(list((tmp_path / "stream").glob("chunk-*.safetensors"))) == 3
+    assert torch.equal(activations.read_stream(tmp_path / "stream"), kept.per_prompt)
