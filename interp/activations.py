@@ -83,7 +83,7 @@ def collect(
     chunks: list[str] = []
     if stream_to is not None:
         Path(stream_to).mkdir(parents=True, exist_ok=True)
-    with progress_bar("activations", len(prompts)) as bar:
+    with progress_bar("activations", len(prompts), show=show_progress) as bar:
         task = bar.add_task("activations", total=len(prompts), rate="-", visible=show_progress)
         for indices in length_batches(model, prompts, batch_size):
             batch = model.format_chat([prompts[i] for i in indices])

@@ -29,7 +29,7 @@ class VerdictStop:
         return done
 
 
-def progress_bar(description: str, total: int, unit: str = "prompts") -> Progress:
+def progress_bar(description: str, total: int, unit: str = "prompts", show: bool = True) -> Progress:
     return Progress(
         TextColumn(f"[bold]{description}"),
         BarColumn(),
@@ -37,6 +37,7 @@ def progress_bar(description: str, total: int, unit: str = "prompts") -> Progres
         TextColumn(f"{{task.fields[rate]}} {unit}/s"),
         TimeElapsedColumn(),
         transient=False,
+        disable=not show,
     )
 
 
@@ -61,7 +62,7 @@ def complete(
     from transformers import StoppingCriteriaList
 
     texts: list[str] = [""] * len(prompts)
-    with progress_bar(description, len(prompts)) as bar:
+    with progress_bar(description, len(prompts), show=show_progress) as bar:
         task = bar.add_task(description, total=len(prompts), rate="-", visible=show_progress)
         for indices in length_batches(model, prompts, batch_size):
             batch = model.format_chat([prompts[i] for i in indices])

@@ -99,7 +99,7 @@ def sweep(
     layers = [layer for layer in range(n_layers) if layer < max_layer_fraction * n_layers]
     swept = range(n_pos - (positions or n_pos), n_pos)  # the last `positions` post-instruction tokens
     total = len(layers) * len(swept)
-    with progress_bar(f"sweep {kind}", total, unit="candidates") as bar:
+    with progress_bar(f"sweep {kind}", total, unit="candidates", show=show_progress) as bar:
         task = bar.add_task(f"sweep {kind}", total=total, rate="-", visible=show_progress)
         for layer in layers:
             for pos in swept:
