@@ -45,6 +45,15 @@ def test_backends_agree_with_hf_hidden_states_on_qwen(qwen):
         torch.testing.assert_close(nn[layer][mask], hidden[layer][mask], atol=1e-4, rtol=1e-5)
 
 
+def random_scores(model, direction, prompts, scorer, n: int = 10) -> list[float]:
+    """Mean first-token suppression score with each of n random same-norm directions ablated."""
+    scores = []
+    for seed in range(n):
+        with ablate(model, random_like(direction, seed)):
+            scores.append(float(scorer.score(last_logits(model, prompts)).mean()))
+    return scores
+
+
 def assert_beats_random(selected: float, randoms: list[float], baseline: float) -> None:
     """Below every random direction's score, and more than 3 standard deviations below their mean."""
     spread = torch.tensor(randoms)
@@ -69,10 +78,7 @@ def test_refusal_direction_beats_random_directions(qwen):
     scorer = Scorer(tokens)
     with ablate(qwen, d):
         ablated = float(scorer.score(last_logits(qwen, test)).mean())
-    randoms = []
-    for seed in range(10):
-        with ablate(qwen, random_like(d, seed)):
-            randoms.append(float(scorer.score(last_logits(qwen, test)).mean()))
+    randoms = random_scores(qwen, d, test, scorer)
     baseline = float(scorer.score(last_logits(qwen, test)).mean())
     assert_beats_random(ablated, randoms, baseline)
 
@@ -130,10 +136,7 @@ def test_selected_censorship_direction_beats_ten_random_directions(tmp_path):
     assert len(suppressed) >= 8
     with ablate(model, d):
         selected = float(scorer.score(last_logits(model, suppressed)).mean())
-    randoms = []
-    for seed in range(10):
-        with ablate(model, random_like(d, seed)):
-            randoms.append(float(scorer.score(last_logits(model, suppressed)).mean()))
+    randoms = random_scores(model, d, suppressed, scorer)
     assert_beats_random(selected, randoms, float(scorer.score(last_logits(model, suppressed)).mean()))
 
 
