@@ -18,6 +18,14 @@ from safetensors.torch import save_file
 from interp.errors import InterpError
 
 
+def check_out_dir(path: Path | str) -> Path:
+    """An output directory must not be an existing file: refuse before any work is done."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InterpError(f"--out {path} is a file, not a directory")
+    return path
+
+
 def atomic_write(path: Path | str, write: Callable[[str], None]) -> Path:
     path = Path(path)
     if path.is_dir():

@@ -125,6 +125,7 @@ def run(
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
+    from interp.atomic import check_out_dir
     from interp.pipeline import RunConfig
     from interp.report import write_report
     from interp.runner import run as run_pipeline
@@ -132,8 +133,7 @@ def run(
     if resume and out is None:
         raise InterpError("--resume needs the --out directory of the run to continue")
     out = out or Path("runs") / f"{Path(model).name}-{datetime.now():%Y%m%d-%H%M%S}"
-    if out.exists() and not out.is_dir():
-        raise InterpError(f"--out {out} is a file, not a directory")
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     m = _load(model, dtype, device, backend, trust_remote_code)
@@ -159,12 +159,12 @@ def direction(
     backend: BackendOpt = "transformer_lens",
 ) -> None:
     """Label behaviour, collect activations, and select one direction by its causal effect."""
+    from interp.atomic import check_out_dir
     from interp.pipeline import CONTRASTS, RunConfig, find_direction
 
     if kind not in CONTRASTS:
         raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(CONTRASTS)}")
-    if out.exists() and not out.is_dir():
-        raise InterpError(f"--out {out} is a file, not a directory")
+    check_out_dir(out)
     m = _load(model, dtype, device, backend)
     chosen = find_direction(m, kind, RunConfig.make(quick, method=method, affine=affine), out)
     print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from interp.atomic import atomic_save_tensors, atomic_write_text
+from interp.atomic import atomic_save_tensors, atomic_write_text, check_out_dir
 from interp.errors import InterpError
 
 METHODS = ("mean_diff", "pca", "probe")
@@ -73,8 +73,7 @@ def unit(vector: torch.Tensor) -> torch.Tensor:
 def save(directions: list[Direction], out_dir: Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
     """Write DIR/directions.safetensors and DIR/directions.json, each atomically."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InterpError(f"--out {out_dir} is a file, not a directory")
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = dict(extra_tensors or {})
     for d in directions:

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from interp.atomic import check_out_dir
 from interp.directions import Direction
 from interp.errors import InterpError
 from interp.interventions import orthogonalize
@@ -17,8 +18,7 @@ from interp.models import Model
 def export_hf(model: Model, direction: Direction, out: Path) -> Path:
     """Orthogonalise the weights (in place) and write them; the directory appears whole or not at all."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InterpError(f"--out {out} is a file, not a directory")
+    check_out_dir(out)
     if out.exists() and any(out.iterdir()):
         raise InterpError(f"--out {out} is not empty; choose a new directory")
     if model._backend is not None and model.backend_name == "transformer_lens":
