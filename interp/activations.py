@@ -19,7 +19,7 @@ import torch
 
 from interp.atomic import atomic_save_tensors, atomic_write_json
 from interp.errors import InterpError
-from interp.generation import length_batches, progress_bar
+from interp.generation import advance, length_batches, progress_bar
 from interp.models import Model
 
 
@@ -100,8 +100,7 @@ def collect(
                 counts[groups[index]] += 1
                 if kept is not None:
                     kept[index] = stacked[:, row].float()
-            done = bar.tasks[task].completed + len(indices)
-            bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.1f}")
+            advance(bar, task, len(indices))
     if stream_to is not None:
         atomic_write_json(Path(stream_to) / "chunks.json", {"chunks": chunks, "layers": layers, "positions": n_pos,
                                                              "prompts": list(prompts), "groups": groups})

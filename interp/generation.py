@@ -41,6 +41,12 @@ def progress_bar(description: str, total: int, unit: str = "prompts", show: bool
     )
 
 
+def advance(bar: Progress, task, n: int, digits: int = 1) -> None:
+    """Move a bar on by n items and show the running rate."""
+    done = bar.tasks[task].completed + n
+    bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.{digits}f}")
+
+
 def length_batches(model: Model, prompts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
     """Indices grouped by token length so a batch carries little padding; order restored by caller."""
     lengths = [len(model.tokenizer(model.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -71,7 +77,5 @@ def complete(
             decoded = model.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for i, text in zip(indices, decoded, strict=True):
                 texts[i] = text.strip()
-            done = bar.tasks[task].completed + len(indices)
-            elapsed = bar.tasks[task].elapsed or 1e-9
-            bar.update(task, completed=done, rate=f"{done / elapsed:.1f}")
+            advance(bar, task, len(indices))
     return texts

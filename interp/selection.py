@@ -19,7 +19,7 @@ import torch
 
 from interp.directions import Direction, unit
 from interp.errors import InterpError
-from interp.generation import progress_bar
+from interp.generation import advance, progress_bar
 from interp.interventions import ablate, steer
 from interp.models import Model
 
@@ -122,8 +122,7 @@ def sweep(
                     "induce_score": float(scorer.score(induced).mean()),
                     "kl": mean_kl(base_harmless, ablated[n_s:]),
                 })
-                done = bar.tasks[task].completed + 1
-                bar.update(task, completed=done, rate=f"{done / max(bar.tasks[task].elapsed or 0, 1e-9):.2f}")
+                advance(bar, task, 1, digits=2)
     scored = [r for r in rows if r["bypass_score"] is not None and math.isfinite(r["bypass_score"] + r["kl"])]
     if not scored:
         raise InterpError(f"{kind}: every candidate direction was zero or gave non-finite scores")
