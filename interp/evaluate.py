@@ -17,7 +17,7 @@ import torch
 from interp.directions import Direction, unit
 from interp.generation import complete
 from interp.judge import MarkerJudge, fact_recall, is_suppressed
-from interp.models import Model
+from interp.models import ChatBatch, Model
 from interp.prompts import Prompt
 from interp.selection import last_logits, mean_kl
 
@@ -95,8 +95,6 @@ def continuation_ce(model: Model, prompts: Sequence[str], continuations: Sequenc
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r)
             mask[i, width - len(r) :] = 1
-        from interp.models import ChatBatch
-
         batch = ChatBatch(ids, mask).to(model.device)
         if intervention is None:
             logits = model.backend.run(batch, logits="all").logits

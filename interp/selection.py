@@ -141,9 +141,3 @@ def sweep(
     chosen = Direction(unit(raw), raw, best["layer"], best["position"], kind, model.fingerprint, scores=scores)
     return rows, chosen
 
-
-def baseline_scores(model: Model, data: SweepData, scorer: Scorer) -> dict[str, float]:
-    return {
-        "suppressed": float(scorer.score(last_logits(model, data.suppressed)).mean()),
-        "answered": float(scorer.score(last_logits(model, data.answered)).mean()),
-    }
