@@ -198,7 +198,7 @@ def embedded_dir(key: str, progress: bool = True) -> Path:
         return directory
     if progress:
         state = "corrupt, rebuilding" if directory.exists() else "first use"
-        print(f"[interp] {embedded.EMBEDDED[key].name}: {state}: dequantising the GGUF once (~40 s)...")
+        print(f"[interp] {embedded.EMBEDDED[key].name}: {state}: dequantising the GGUF once (~50 s for the 0.5B Qwen)...")
     return embedded.build_cache(key, _gguf_to_hf_dir)
 
 
