@@ -171,6 +171,8 @@ def build_cache(key: str, convert) -> Path:
         convert(gguf_path, hf_dir)
         manifest = {"gguf_sha256": EMBEDDED[key].gguf_sha256, "files": _manifest(hf_dir)}
         (hf_dir / "interp-cache.json").write_text(json.dumps(manifest, indent=1))
+        if cache_is_valid(final):
+            return final  # another process finished first and may be reading it: keep theirs
         if final.exists():
             shutil.rmtree(final)
         os.replace(hf_dir, final)

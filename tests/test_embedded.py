@@ -88,3 +88,14 @@ def test_a_tokenizer_without_chat_template_is_refused():
     tok.chat_template = None
     with pytest.raises(InterpError, match="no chat template"):
         find_post_instruction_ids(tok)
+
+
+def test_a_valid_cache_built_meanwhile_by_another_process_is_kept(fake_parts):
+    def convert(gguf, out_dir):
+        out_dir.mkdir()
+        (out_dir / "model.safetensors").write_bytes(b"x" * 100)
+
+    directory = embedded.build_cache("fake", convert)
+    inode = (directory / "model.safetensors").stat().st_ino
+    embedded.build_cache("fake", convert)  # a second, concurrent builder finishing later
+    assert (directory / "model.safetensors").stat().st_ino == inode and embedded.cache_is_valid(directory)
