@@ -1,0 +1,64 @@
+"""The commands a researcher runs, end to end through the CLI, on a tiny refuser saved as an HF directory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from interp.pipeline import RunConfig, load_sets
+
+
+def interp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tiny import trained_refuser
+
+    sets = load_sets(RunConfig.make(quick=True))
+    texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}
+    model = trained_refuser(texts["censored"] + texts["harmful"], texts["controls"] + texts["harmless"], steps=200)
+    path = tmp_path_factory.mktemp("tiny-refuser")
+    model.hf.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_direction_evaluate_export_commands(model_dir, tmp_path):
+    result = interp("direction", "--model", str(model_dir), "--kind", "refusal", "--quick", "--dtype", "fp32",
+                    "--out", str(tmp_path / "dir"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dir" / "directions.safetensors").is_file() and (tmp_path / "dir" / "sweep.json").is_file()
+
+    prompts = tmp_path / "p.jsonl"
+    sets = load_sets(RunConfig.make(quick=True))
+    prompts.write_text("".join(json.dumps(p.to_json()) + "\n" for p in sets["harmful"]["test"].items[:6]))
+    result = interp("evaluate", "--model", str(model_dir), "--direction", str(tmp_path / "dir" / "directions.safetensors"),
+                    "--kind", "refusal", "--prompts", str(prompts), "--harmless", "harmless", "--dtype", "fp32",
+                    "--max-new-tokens", "12", "--out", str(tmp_path / "eval.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["baseline"]["n"] == 6 and report["baseline"]["suppression_rate"] > 0.5  # it really refuses
+    assert {"suppression_rate", "refusal_rate", "deflection_rate", "fact_recall", "n"} <= set(report["intervened"])
+    assert len(report["per_prompt"]) == 6 and report["kl_harmless"] >= 0
+
+    result = interp("export", "--model", str(model_dir), "--direction", str(tmp_path / "dir"), "--kind", "refusal",
+                    "--out", str(tmp_path / "exported"))
+    assert result.returncode == 0, result.stderr
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "exported") is not None
+
+
+def test_evaluate_refuses_a_direction_from_another_model(model_dir, tmp_path):
+    from test_math import random_direction
+    from tiny import tiny_model
+
+    from interp import directions
+
+    directions.save([random_direction(tiny_model("qwen2"), kind="refusal")], tmp_path / "other")
+    result = interp("evaluate", "--model", str(model_dir), "--direction", str(tmp_path / "other"), "--kind", "refusal",
+                    "--prompts", "harmful", "--out", str(tmp_path / "e.json"))
+    assert result.returncode == 1 and "another model" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "e.json").exists()
