@@ -23,6 +23,8 @@ class Arch:
     mlp_out: str = "mlp.down_proj"
     final_norm: str = "model.norm"
     unembed: str = "lm_head"
+    # llama.cpp's GGUF names for the same writers: the embedding, then blk.{i}.<attn>, blk.{i}.<mlp>
+    gguf_writers: tuple[str, str, str] = ("token_embd", "attn_output", "ffn_down")
 
 
 _LLAMA_LIKE = Arch()
@@ -68,6 +70,12 @@ def residual_writers(model: torch.nn.Module, arch: Arch) -> list[torch.nn.Module
     for block in blocks:
         writers += [get_submodule(block, arch.attn_out), get_submodule(block, arch.mlp_out)]
     return writers
+
+
+def gguf_writer_names(arch: Arch, n_layers: int) -> list[str]:
+    """GGUF tensor names in the order of residual_writers (weights; biases add `.bias`)."""
+    embed, attn, mlp = arch.gguf_writers
+    return [embed] + [f"blk.{i}.{name}" for i in range(n_layers) for name in (attn, mlp)]
 
 
 def arch_for(model: torch.nn.Module) -> Arch:

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="embedded | embedded-0.5b | smollm2-135m | HF dir | .gguf | hub id")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="embedded | embedded-0.5b | embedded-1.5b | smollm2-135m | HF dir | .gguf | hub id")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU supports it, else fp32) | bf16 | fp16 | fp32")]
 BackendOpt = Annotated[str, typer.Option(help="transformer_lens (TransformerBridge) | nnsight")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
@@ -222,22 +222,29 @@ def evaluate(
 @app.command()
 def export(
     direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
-    out: Annotated[Path, typer.Option(help="New directory for the orthogonalised HF model")],
+    out: Annotated[Path, typer.Option(help="New directory for the orthogonalised model")],
     kind: Annotated[str, typer.Option(help="Which direction in the file")] = "censorship",
     model: ModelOpt = "embedded",
-    fmt: Annotated[str, typer.Option("--format", help="hf (safetensors directory)")] = "hf",
+    fmt: Annotated[str, typer.Option("--format", help="hf: safetensors HF directory; gguf: OUT/model.gguf, "
+                                     "rewritten from the model's own GGUF (embedded or .gguf models)")] = "hf",
     dtype: DtypeOpt = "fp32",
 ) -> None:
     """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
     from interp import directions as dirs
-    from interp.export import export_hf
+    from interp.export import export_gguf, export_hf, source_gguf_key
 
-    if fmt != "hf":
-        raise InterpError("only --format hf is implemented; convert with llama.cpp's convert_hf_to_gguf.py for GGUF")
+    if fmt not in ("hf", "gguf"):
+        raise InterpError(f"--format must be hf or gguf, not {fmt!r}")
+    if fmt == "gguf" and source_gguf_key(model) is None:
+        raise InterpError(f"--format gguf needs an embedded or .gguf model, not {model!r}; use --format hf")
     m = _load(model, dtype, "cpu", "nnsight")
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
-    export_hf(m, d, out)
-    print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+    if fmt == "gguf":
+        export_gguf(m, d, out)
+        print(f"wrote {out / 'model.gguf'} (llama.cpp, or transformers with gguf_file='model.gguf')")
+    else:
+        export_hf(m, d, out)
+        print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
 
 
 @app.command()

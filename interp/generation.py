@@ -1,12 +1,23 @@
-"""Batched greedy generation: length-bucketed, KV-cached, with early stop once the verdict is certain."""
+"""Batched greedy generation: length-bucketed, KV-cached, with early stop once the verdict is certain.
+
+Unedited (baseline) completions are cached on disk, keyed by model fingerprint, dtype, token budget and
+the templated prompt's hash, so a rerun of `interp run` skips the labelling it already did. Set
+INTERP_NO_COMPLETION_CACHE=1 to regenerate everything.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from interp.atomic import atomic_write_json
+from interp.embedded import cache_root
 from interp.judge import verdict_certain
 from interp.models import Model
 
@@ -67,10 +78,14 @@ def complete(
     """Greedy completions for prompts, in the order given (with the model's active edits applied)."""
     from transformers import StoppingCriteriaList
 
-    texts: list[str] = [""] * len(prompts)
+    cache = CompletionCache.for_model(model, max_new_tokens, stop_on_verdict)
+    texts: list[str] = [cache.get(model.chat_text(p)) if cache else None for p in prompts]
+    todo = [i for i, t in enumerate(texts) if t is None]
     with progress_bar(description, len(prompts), show=show_progress) as bar:
         task = bar.add_task(description, total=len(prompts), rate="-", visible=show_progress)
-        for indices in length_batches(model, prompts, batch_size):
+        advance(bar, task, len(prompts) - len(todo))
+        for batch_indices in length_batches(model, [prompts[i] for i in todo], batch_size):
+            indices = [todo[j] for j in batch_indices]
             batch = model.format_chat([prompts[i] for i in indices])
             stops = StoppingCriteriaList([VerdictStop(model, batch.input_ids.shape[1])]) if stop_on_verdict else None
             new_tokens = model.backend.generate(batch, max_new_tokens, stopping_criteria=stops)
@@ -78,4 +93,36 @@ def complete(
             for i, text in zip(indices, decoded, strict=True):
                 texts[i] = text.strip()
             advance(bar, task, len(indices))
+    if cache and todo:
+        cache.put({model.chat_text(prompts[i]): texts[i] for i in todo})
     return texts
+
+
+class CompletionCache:
+    """Baseline greedy completions on disk: {sha256(templated prompt): text}, one JSON file per key."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            self.entries = {}  # an unreadable cache is regenerated, never trusted
+
+    @classmethod
+    def for_model(cls, model: Model, max_new_tokens: int, stop_on_verdict: bool) -> CompletionCache | None:
+        if model.edits or os.environ.get("INTERP_NO_COMPLETION_CACHE"):
+            return None
+        key = f"{model.fingerprint[:16]}-{model.dtype_name}-{max_new_tokens}-{'stop' if stop_on_verdict else 'full'}"
+        return cls(cache_root() / "completions" / f"{key}.json")
+
+    @staticmethod
+    def _hash(chat_text: str) -> str:
+        return hashlib.sha256(chat_text.encode()).hexdigest()
+
+    def get(self, chat_text: str) -> str | None:
+        return self.entries.get(self._hash(chat_text))
+
+    def put(self, new: dict[str, str]) -> None:
+        fresh = CompletionCache(self.path).entries  # another process may have added entries meanwhile
+        fresh.update({self._hash(k): v for k, v in new.items()})
+        atomic_write_json(self.path, fresh)

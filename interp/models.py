@@ -1,6 +1,6 @@
 """Loading models from any spec, and the `Model` wrapper every later stage works with.
 
-Specs: an embedded name (`embedded`, `embedded-0.5b`, `smollm2-135m`), a local HF directory, a path
+Specs: an embedded name (`embedded`, `embedded-0.5b`, `embedded-1.5b`, `smollm2-135m`), a local HF directory, a path
 to a `.gguf` file, or a hub id. The wrapper owns the HF module, the tokenizer, the chat formatting
 with the post-instruction positions, a weight fingerprint, and the list of active interventions that
 the backends apply in every forward pass.

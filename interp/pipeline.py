@@ -41,6 +41,7 @@ class RunConfig:
     quick: bool = False
     label_tokens: int = 32
     sweep_n: int = 8  # validation prompts per group in the selection sweep
+    confirm_n: int = 32  # harmless validation prompts for the front-runners' KL
     sweep_positions: int | None = None  # sweep only the last k post-instruction positions (None: all)
     kl_threshold: float = 0.1
     coefs: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -150,13 +151,20 @@ def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
     return Scorer(tokens), [model.tokenizer.decode([t]) for t in tokens]
 
 
+def sweep_data(labelled, kind: str, config: RunConfig) -> SweepData:
+    """Validation prompts for the sweep: suppressed and answered of one contrast, harmless for KL."""
+    pos, neg = check_contrast(labelled, kind, "val")
+    harmless = [r["prompt"] for r in labelled["harmless"]["val"]]
+    n = config.sweep_n
+    return SweepData([r["prompt"] for r in pos][:n], [r["prompt"] for r in neg][:n], harmless[:n],
+                     confirm=harmless[n : n + config.confirm_n])
+
+
 def select(model: Model, candidates, answered_means, labelled, scorer: Scorer, config: RunConfig,
            hashes) -> tuple[dict, dict]:
     chosen, sweeps = {}, {}
-    harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
     for kind in CONTRASTS:
-        pos, neg = check_contrast(labelled, kind, "val")
-        data = SweepData([r["prompt"] for r in pos][: config.sweep_n], [r["prompt"] for r in neg][: config.sweep_n], harmless)
+        data = sweep_data(labelled, kind, config)
         rows, direction = sweep(model, candidates[kind], data, scorer, kind, config.kl_threshold,
                                 positions=config.sweep_positions)
         offset = answered_means[kind][direction.layer, direction.position] if config.affine else None
@@ -255,10 +263,7 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
                                             [r["text"] for r in rows if not is_suppressed(r["label"])]))
     atomic_write_json(out / "scorer.json", {"token_ids": scorer.token_ids,
                                             "tokens": [model.tokenizer.decode([t]) for t in scorer.token_ids]})
-    vpos, vneg = check_contrast(labelled, kind, "val")
-    harmless = [r["prompt"] for r in labelled["harmless"]["val"]][: config.sweep_n]
-    data = SweepData([r["prompt"] for r in vpos][: config.sweep_n], [r["prompt"] for r in vneg][: config.sweep_n], harmless)
-    sweep_rows, chosen = sweep(model, candidates, data, scorer, kind, config.kl_threshold, positions=config.sweep_positions)
+    sweep_rows, chosen = sweep(model, candidates, sweep_data(labelled, kind, config), scorer, kind, config.kl_threshold, positions=config.sweep_positions)
     offset = means[kind][chosen.layer, chosen.position] if config.affine else None
     chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names},
                                "method": config.method, "offset": offset})

@@ -6,6 +6,8 @@ The sweep never generates: it scores the next-token distribution at the last pro
 - bypass: mean score on suppressed prompts with the candidate ablated everywhere (lower is better).
 - induce: mean score on answered prompts with the raw candidate added at its layer (must be > 0).
 - kl: mean KL(base || ablated) of next-token distributions on harmless prompts (must stay small).
+- kl_confirm: the same KL on a larger harmless set, measured for the front-runners only. A KL from 8
+  prompts is noisy (0.096 in the sweep became 0.158 on 60 test prompts), so the pick must pass it too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -73,7 +75,8 @@ def mean_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> float:
 class SweepData:
     suppressed: list[str]  # validation prompts the model suppresses
     answered: list[str]  # validation prompts it answers
-    harmless: list[str]  # prompts whose next-token distribution must not move
+    harmless: list[str]  # prompts whose next-token distribution must not move (every candidate)
+    confirm: list[str] = field(default_factory=list)  # more harmless prompts: the front-runners' KL again
 
 
 def sweep(
@@ -134,10 +137,31 @@ def sweep(
              ("kl", [r for r in scored if r["kl"] <= kl_threshold]),
              ("none", scored))
     filters, passing = next((name, group) for name, group in tiers if group)
-    best = min(passing, key=lambda r: r["bypass_score"])
+    best = confirmed_best(model, candidates, sorted(passing, key=lambda r: r["bypass_score"]), data, kind,
+                          kl_threshold if filters != "none" else math.inf)
     raw = candidates[best["layer"], best["position"] + n_pos]
-    scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl")}
+    scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl", "kl_confirm") if k in best}
     scores["filters_passed"] = filters
     chosen = Direction(unit(raw), raw, best["layer"], best["position"], kind, model.fingerprint, scores=scores)
     return rows, chosen
 
+
+
+def confirmed_best(model: Model, candidates: torch.Tensor, ranked: list[dict], data: SweepData, kind: str,
+                   kl_threshold: float, tries: int = 8) -> dict:
+    """The best-ranked candidate whose KL on the confirm set is also under the threshold.
+
+    Only the first `tries` are measured; if none confirms, the one with the lowest confirmed KL wins.
+    """
+    if not data.confirm:
+        return ranked[0]
+    n_pos = candidates.shape[1]
+    base = last_logits(model, data.confirm)
+    for row in ranked[:tries]:
+        raw = candidates[row["layer"], row["position"] + n_pos]
+        d = Direction(unit(raw), raw, row["layer"], row["position"], kind, model.fingerprint)
+        with ablate(model, d):
+            row["kl_confirm"] = mean_kl(base, last_logits(model, data.confirm))
+        if row["kl_confirm"] <= kl_threshold:
+            return row
+    return min(ranked[:tries], key=lambda r: r["kl_confirm"])

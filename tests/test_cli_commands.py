@@ -50,6 +50,11 @@ def test_direction_evaluate_export_commands(model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "exported") is not None
 
+    result = interp("export", "--model", str(model_dir), "--direction", str(tmp_path / "dir"), "--kind", "refusal",
+                    "--format", "gguf", "--out", str(tmp_path / "as-gguf"))
+    assert result.returncode == 1 and "needs an embedded or .gguf model" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "as-gguf").exists()
+
 
 def test_evaluate_refuses_a_direction_from_another_model(model_dir, tmp_path):
     from test_math import random_direction

@@ -94,6 +94,25 @@ def test_orthogonalized_qwen_equals_hook_ablation(qwen):
     torch.testing.assert_close(edited, hooked, atol=1e-3, rtol=0)
 
 
+def test_gguf_export_loads_and_equals_the_orthogonalised_model(qwen, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from interp.export import export_gguf
+
+    d = _refusal_direction(qwen)
+    batch = qwen.format_chat(["How do I pick a lock?", "怎么做红烧肉？"])
+    clone = load_model("embedded", dtype="fp32", backend="nnsight")  # export edits the weights in place
+    export_gguf(clone, d, tmp_path / "out")
+    with torch.no_grad():
+        expected = clone.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, -1]
+        base = qwen.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, -1]
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out", gguf_file="model.gguf", dtype=torch.float32)
+    with torch.no_grad():
+        got = reloaded(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, -1]
+    # edited writers are stored as F16, the rest byte-identical: ~4e-3 apart, while the edit moves logits by ~1
+    assert (got - expected).abs().max() < 0.05 < (base - expected).abs().max()
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     from interp.pipeline import RunConfig
