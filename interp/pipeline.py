@@ -51,13 +51,14 @@ class RunConfig:
     batch_size: int = 16
     method: str = "mean_diff"  # mean_diff | pca | probe
     affine: bool = False  # ablate relative to the answered-set mean instead of to zero
+    transfer: bool = True  # cross-lingual transfer: each language's own censorship direction on all prompts
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def make(cls, quick: bool, **overrides) -> RunConfig:
         if quick:
             return cls(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0), steer_n=8,
-                       ce_n=8, per_split=16, **overrides)
+                       ce_n=8, per_split=16, transfer=False, **overrides)
         return cls(**overrides)
 
 
@@ -136,6 +137,9 @@ def extract_candidates(model: Model, labelled, config: RunConfig,
         means[kind] = acts.mean(*pooled_b).float()
         if config.method == "mean_diff":
             candidates[kind], weights[kind] = dirs.stratified_difference(acts, f"{a}:suppressed", f"{b}:answered", langs)
+            for lang in (x for x in langs if weights[kind].get(x)):  # each language alone (transfer)
+                candidates[f"{kind}.{lang}"] = dirs.mean_difference(acts.mean(f"{a}:suppressed|{lang}"),
+                                                                    acts.mean(f"{b}:answered|{lang}"))
         else:
             pooled = acts.merged({g: "suppressed" for g in pooled_a} | {g: "answered" for g in pooled_b})
             candidates[kind] = dirs.build_candidates(pooled, "suppressed", "answered", config.method)
@@ -248,6 +252,35 @@ def dose_response(model: Model, kind: str, direction, labelled, config: RunConfi
         rows.append({"coef": coef, "suppression_rate": rates(out)["suppression_rate"], "n": len(out),
                      "kl_harmless": kl_under(model, harmless, intervention, harmless_logits)})
     return rows
+
+
+def transfer(model: Model, candidates, chosen: dict[str, dirs.Direction], labelled, config: RunConfig) -> dict:
+    """What each direction undoes outside its own contrast:
+    - languages: the censorship direction built from one language's prompts alone, at the chosen
+      (layer, position), ablated on sensitive test prompts of every language;
+    - kinds: the refusal direction ablated on sensitive prompts, the censorship one on harmful prompts.
+    """
+    c = chosen["censorship"]
+    out: dict = {"languages": {"layer": c.layer, "position": c.position}, "kinds": {}}
+    for key in sorted(k for k in candidates if k.startswith("censorship.")):
+        lang = key.split(".", 1)[1]
+        raw = candidates[key][c.layer, c.position]
+        if raw.norm() == 0:
+            continue
+        d = dirs.Direction(dirs.unit(raw), raw, c.layer, c.position, f"censorship[{lang}]", model.fingerprint)
+        out["languages"][f"from_{lang}"] = {"cosine_with_pooled": d.cosine(c),
+                                            "ablated": _ablated_rates(model, d, labelled, "censored", config)}
+    out["kinds"]["refusal_on_censored"] = _ablated_rates(model, chosen["refusal"], labelled, "censored", config)
+    out["kinds"]["censorship_on_harmful"] = _ablated_rates(model, c, labelled, "harmful", config)
+    return out
+
+
+def _ablated_rates(model: Model, d: dirs.Direction, labelled, set_name: str, config: RunConfig) -> dict:
+    rows = labelled[set_name]["test"]
+    items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in rows]
+    after = generate_rows(model, items, lambda: ablate(model, d), config.label_tokens,
+                          description=f"transfer: {d.kind} on {set_name}")
+    return {"baseline": rates_by_lang(rows), "ablated": rates_by_lang(after)}
 
 
 def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dirs.Direction:

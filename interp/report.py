@@ -51,7 +51,57 @@ def verdict(report: dict) -> list[str]:
     lines.append(f"- **censorship-specific component** (censorship minus its projection on refusal): ablating it alone "
                  f"takes sensitive suppression from {_pct(s['baseline']['suppression_rate'])} to "
                  f"{_pct(s['ablated']['suppression_rate'])}.")
+    lines += _transfer_verdict(report.get("transfer"))
     return lines
+
+
+def _transfer_verdict(t: dict | None) -> list[str]:
+    if not t:
+        return []
+    lines = []
+    for key, row in t["languages"].items():
+        if not key.startswith("from_"):
+            continue
+        src = key.removeprefix("from_")
+        parts = ", ".join(f"{lang} {_pct(row['ablated']['baseline'][lang]['suppression_rate'])} -> "
+                          f"{_pct(row['ablated']['ablated'][lang]['suppression_rate'])}"
+                          for lang in row["ablated"]["ablated"] if lang != "all")
+        lines.append(f"- **transfer**: the censorship direction built from {src} prompts alone (cosine "
+                     f"{row['cosine_with_pooled']:.2f} with the pooled one) takes sensitive suppression {parts}.")
+    k = t["kinds"]
+    lines.append(f"- **across kinds**: ablating the refusal direction takes sensitive suppression "
+                 f"{_pct(k['refusal_on_censored']['baseline']['all']['suppression_rate'])} -> "
+                 f"{_pct(k['refusal_on_censored']['ablated']['all']['suppression_rate'])}; the censorship direction "
+                 f"takes harmful suppression {_pct(k['censorship_on_harmful']['baseline']['all']['suppression_rate'])} -> "
+                 f"{_pct(k['censorship_on_harmful']['ablated']['all']['suppression_rate'])}.")
+    return lines
+
+
+def _rates_table(title: str, rates: dict) -> list[str]:
+    """One row per language of a {baseline, ablated} pair of rates_by_lang results."""
+    rows = [f"| {title} | lang | n | suppression before | after | deflection before | after | fact recall before | after |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for lang, before in rates["baseline"].items():
+        after = rates["ablated"][lang]
+        rows.append(f"| | {lang} | {before['n']} | {_pct(before['suppression_rate'])} | {_pct(after['suppression_rate'])} | "
+                    f"{_pct(before['deflection_rate'])} | {_pct(after['deflection_rate'])} | "
+                    f"{_pct(before['fact_recall'])} | {_pct(after['fact_recall'])} |")
+    return rows
+
+
+def _transfer_section(t: dict | None) -> list[str]:
+    if not t:
+        return []
+    out = ["## Transfer: across languages and across kinds (test split)", "",
+           f"Censorship directions built from one language's train prompts alone, at layer {t['languages']['layer']}, "
+           f"position {t['languages']['position']}, ablated on sensitive prompts of every language:", ""]
+    for key, row in t["languages"].items():
+        if key.startswith("from_"):
+            out += _rates_table(f"{key.removeprefix('from_')}-built", row["ablated"]) + [""]
+    out += ["Each direction outside its own contrast:", ""]
+    out += _rates_table("refusal dir on sensitive", t["kinds"]["refusal_on_censored"]) + [""]
+    out += _rates_table("censorship dir on harmful", t["kinds"]["censorship_on_harmful"]) + [""]
+    return out
 
 
 def _table(kind: dict, sets: tuple[str, str]) -> list[str]:
@@ -90,6 +140,7 @@ def render(report: dict) -> str:
             out += [f"- *{ex['prompt']}* ({ex['lang']})", f"  - before [{ex['baseline_label']}]: {ex['baseline_text'][:200]!r}",
                     f"  - after [{ex['intervened_label']}]: {ex['intervened_text'][:200]!r}"]
         out.append("")
+    out += _transfer_section(report.get("transfer"))
     out += ["## Timings (s)", "", " | ".join(f"{k} {v}" for k, v in report["timings"].items()), ""]
     return "\n".join(out)
 

@@ -1,7 +1,7 @@
 """`interp run` end to end: the stages of interp.pipeline in order, each checkpointed for --resume.
 
 Stage artifacts (all atomic): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
-sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; analysis.json; and last
+sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json (full runs); analysis.json; and last
 report.json. manifest.json lists the completed stages and the run's identity.
 """
 
@@ -36,6 +36,7 @@ from interp.pipeline import (
     label_all,
     load_sets,
     select,
+    transfer,
 )
 from interp.selection import Scorer, last_logits
 
@@ -54,8 +55,8 @@ def _candidates(model, labelled, config, out: Path, ckpt: Checkpoint):
     if ckpt.done("activations"):
         tensors = load_file(str(out / "candidates.safetensors"))
         meta = read_json(out / "candidates.json")
-        return ({k: tensors[f"{k}.candidates"] for k in CONTRASTS}, {k: tensors[f"{k}.answered_mean"] for k in CONTRASTS},
-                meta["strata"])
+        return ({k.removesuffix(".candidates"): v for k, v in tensors.items() if k.endswith(".candidates")},
+                {k: tensors[f"{k}.answered_mean"] for k in CONTRASTS}, meta["strata"])
     with Stage(config, "activations"):
         candidates, means, weights = extract_candidates(model, labelled, config)
         tensors = {f"{k}.candidates": v for k, v in candidates.items()} | {f"{k}.answered_mean": v for k, v in means.items()}
@@ -74,7 +75,7 @@ def _directions(model, candidates, means, labelled, config, hashes, out: Path, c
         scorer, token_strings = build_scorer(model, labelled)
         chosen, sweeps = select(model, candidates, means, labelled, scorer, config, hashes)
         chosen["censorship_specific"] = chosen["censorship"].without(chosen["refusal"])
-        dirs.save(list(chosen.values()), out, {f"{k}.candidates": v for k, v in candidates.items()})
+        dirs.save(list(chosen.values()), out, {f"{k}.candidates": candidates[k] for k in CONTRASTS})
         atomic_write_json(out / "sweeps.json", sweeps)
         atomic_write_json(out / "scorer.json", {"token_ids": scorer.token_ids, "tokens": token_strings})
     ckpt.complete("select", config.timings)
@@ -134,6 +135,10 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
     kinds = _stage_json("evaluate", out, ckpt, config, evaluate)
     steering = _stage_json("steering", out, ckpt, config, lambda: {
         kind: dose_response(model, kind, chosen[kind], labelled, config, harmless_logits()) for kind in CONTRASTS})
+    transferred = None
+    if config.transfer:
+        transferred = _stage_json("transfer", out, ckpt, config, lambda: transfer(
+            model, candidates, chosen, labelled, config))
     analysis = _stage_json("analysis", out, ckpt, config, lambda: {
         "projections": projections(model, [{"set": n, **r} for n, by in labelled.items() for r in by["test"]],
                                    {k: chosen[k] for k in CONTRASTS}),
@@ -143,6 +148,7 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
     report = {
         "kinds": kinds,
         **analysis,
+        "transfer": transferred,
         "cosine_censorship_refusal": cosine_per_layer(candidates, chosen),
         "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
         "sweeps": sweeps,

@@ -92,3 +92,18 @@ def test_resume_against_another_config_is_refused(refuser, tmp_path):
     other.kl_threshold = 0.5
     with pytest.raises(InterpError, match="different config"):
         run(refuser, tmp_path, other, resume=True)
+
+
+def test_transfer_stage_ablates_each_language_direction_and_each_kind_across(refuser, tmp_path):
+    from interp.report import render
+
+    config = tiny_config()
+    config.transfer = True
+    report = run(refuser, tmp_path, config)
+    languages, kinds = report["transfer"]["languages"], report["transfer"]["kinds"]
+    assert {"from_en", "from_zh"} <= set(languages)  # the tiny refuser suppresses in both languages
+    for row in [languages["from_en"]["ablated"], languages["from_zh"]["ablated"], *kinds.values()]:
+        assert {"all", "en", "zh"} <= set(row["ablated"]) and row["baseline"]["all"]["n"] == row["ablated"]["all"]["n"]
+    assert -1 <= languages["from_en"]["cosine_with_pooled"] <= 1
+    assert kinds["refusal_on_censored"]["baseline"]["all"]["suppression_rate"] > 0.5
+    assert "## Transfer" in render(report) and (tmp_path / "transfer.json").is_file()
