@@ -30,7 +30,10 @@ def projections(model: Model, rows: list[dict], directions: dict[str, Direction]
 @torch.no_grad()
 def logit_lens(model: Model, direction: Direction, k: int = 12) -> dict[str, list[str]]:
     """Tokens the direction promotes and suppresses when read straight through the unembedding."""
-    unembed = model.hf.get_output_embeddings().weight.float()  # [vocab, d_model]
+    unembed = model.hf.get_output_embeddings().weight  # [vocab, d_model]
+    if unembed.device.type == "meta":  # a remote (NDIF) model: no weights here
+        return {"promoted": [], "suppressed": [], "skipped": "the unembedding is not local (remote model)"}
+    unembed = unembed.float()
     norm = model.hf.get_submodule(model.arch.final_norm)
     scale = getattr(norm, "weight", None)
     u = direction.unit.to(unembed.device) * (scale.float() if scale is not None else 1.0)

@@ -175,13 +175,14 @@ class NNsightBackend:
 
     name = "nnsight"
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, lm=None, remote: bool | str = False):
         from nnsight import LanguageModel
 
         self.model = model
+        self.remote = remote  # True: NDIF (interp.remote); "local": nnsight's serialise-and-run dry run
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.lm = LanguageModel(model.hf, tokenizer=model.tokenizer)
+            self.lm = lm if lm is not None else LanguageModel(model.hf, tokenizer=model.tokenizer)
 
     def _envoy(self, path: str):
         envoy = self.lm
@@ -219,9 +220,11 @@ class NNsightBackend:
         inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with self.lm.trace(inputs, use_cache=False) as tracer:
+            with self.lm.trace(inputs, use_cache=False, remote=self.remote) as tracer:
                 self._trace_layers(read, store, upto)
-                if logits == "last":
+                if logits == "last" and self.remote is True:  # no local weights: the server applies the head
+                    saved.append(self.lm.output.logits[:, -1].save())
+                elif logits == "last":
                     saved.append(self._envoy(self.model.arch.final_norm).output[:, -1].save())
                     tracer.stop()
                 elif logits == "all":
@@ -230,7 +233,7 @@ class NNsightBackend:
                     tracer.stop()
         out = None
         if logits == "last":
-            out = _last_logits(self.model, saved[0])
+            out = saved[0].float() if self.remote is True else _last_logits(self.model, saved[0])
         elif logits == "all":
             out = saved[0].float()
         return RunResult({layer: value.detach() for layer, value in store}, out)
@@ -246,6 +249,7 @@ class NNsightBackend:
                 do_sample=False,
                 stopping_criteria=stopping_criteria,
                 pad_token_id=self.model.tokenizer.pad_token_id,
+                remote=self.remote,
             ) as tracer:
                 with tracer.invoke(inputs):
                     if self.model.edits:

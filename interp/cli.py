@@ -26,14 +26,26 @@ DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
 JudgeOpt = Annotated[str, typer.Option(help="markers (offline, default) | model:SPEC (a chat model grades with a rubric)")]
 MethodOpt = Annotated[str, typer.Option(help="mean_diff (difference of means) | pca (of paired differences) | probe (logistic regression)")]
 AffineOpt = Annotated[bool, typer.Option("--affine", help="Ablate relative to the answered-set mean (affine variant)")]
+DeviceMapOpt = Annotated[str | None, typer.Option(
+    "--device-map", help="auto: spread the model over every GPU, then CPU, then disk (accelerate); overrides --device")]
+RemoteOpt = Annotated[bool, typer.Option(
+    "--remote", help="Run every trace on NDIF (needs --backend nnsight, a hub id NDIF serves, NDIF_API_KEY)")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
 DEBUG = {"on": False}
 
 
-def _load(model: str, dtype: str, device: str, backend: str, trust: bool = False):
+def _load(model: str, dtype: str, device: str, backend: str, trust: bool = False, device_map: str | None = None,
+          remote: bool = False):
     from interp.models import load_model
 
-    return load_model(model, dtype=dtype, device=device, backend=backend, trust_remote_code=trust)
+    if remote:
+        from interp.remote import load_remote
+
+        if backend != "nnsight":
+            raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight")
+        return load_remote(model)
+    return load_model(model, dtype=dtype, device=device, backend=backend, trust_remote_code=trust,
+                      device_map=device_map)
 
 
 @app.callback()
@@ -66,12 +78,14 @@ def chat(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
+    device_map: DeviceMapOpt = None,
+    remote: RemoteOpt = False,
 ) -> None:
     """Print the model's greedy completion of one chat prompt."""
     from interp.generation import complete
     from interp.judge import label
 
-    m = _load(model, dtype, device, backend)
+    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
     text = complete(m, [prompt], max_new_tokens, batch_size=1, stop_on_verdict=False, show_progress=False)[0]
     print(text)
     print(f"[{m.name}, {m.dtype_name}, judge: {label(text, prompt=prompt)}]", file=sys.stderr)
@@ -88,6 +102,8 @@ def label_cmd(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
+    device_map: DeviceMapOpt = None,
+    remote: RemoteOpt = False,
 ) -> None:
     """Run the model on a prompt set and label each completion: answer, refusal or deflection."""
     from interp import prompts as P
@@ -96,8 +112,8 @@ def label_cmd(
     from interp.judge import make_judge
 
     chosen = P.load(prompts, split)  # before the model load: a bad file fails in a second
-    grader = make_judge(judge, lambda spec: _load(spec, dtype, device, backend))
-    m = _load(model, dtype, device, backend)
+    grader = make_judge(judge, lambda spec: _load(spec, dtype, device, backend, device_map=device_map))
+    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
     rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}")
     for row in rows:
         row["judge"] = grader.name
@@ -122,6 +138,8 @@ def run(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
+    device_map: DeviceMapOpt = None,
+    remote: RemoteOpt = False,
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
@@ -136,7 +154,7 @@ def run(
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    m = _load(model, dtype, device, backend, trust_remote_code)
+    m = _load(model, dtype, device, backend, trust_remote_code, device_map=device_map, remote=remote)
     config = RunConfig.make(quick, method=method, affine=affine)
     report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     write_report(report, out)
@@ -157,6 +175,8 @@ def direction(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
+    device_map: DeviceMapOpt = None,
+    remote: RemoteOpt = False,
 ) -> None:
     """Label behaviour, collect activations, and select one direction by its causal effect."""
     from interp.atomic import check_out_dir
@@ -165,7 +185,7 @@ def direction(
     if kind not in CONTRASTS:
         raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(CONTRASTS)}")
     check_out_dir(out)
-    m = _load(model, dtype, device, backend)
+    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
     chosen = find_direction(m, kind, RunConfig.make(quick, method=method, affine=affine), out)
     print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")
 
@@ -185,6 +205,8 @@ def evaluate(
     dtype: DtypeOpt = "auto",
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "transformer_lens",
+    device_map: DeviceMapOpt = None,
+    remote: RemoteOpt = False,
 ) -> None:
     """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
     from interp import directions as dirs
@@ -197,7 +219,7 @@ def evaluate(
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
     chosen = P.load(prompts)
     harmless_set = P.load(harmless) if harmless else None
-    m = _load(model, dtype, device, backend)
+    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
     d = dirs.load(direction, kind, expect_fingerprint=None if allow_other_model else m.fingerprint,
                   expect_d_model=m.d_model)
 

@@ -26,7 +26,7 @@ def _check(model: Model, direction: Direction) -> None:
 
 def project_out(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """x minus its component along unit vector u; computed in float32 so bf16 leaves no residue."""
-    xf = x.float()
+    xf, u = x.float(), u.to(x.device)  # under a device map, each layer may sit on another device
     return (xf - (xf @ u)[..., None] * u).to(x.dtype)
 
 
@@ -52,7 +52,7 @@ def ablate(model: Model, direction: Direction) -> Iterator[Model]:
         edit = Edit("write", lambda x: project_out(x, u))
     else:
         target = float(direction.offset.float() @ direction.unit)
-        edit = Edit("resid_pre", lambda x: (project_out(x, u).float() + target * u).to(x.dtype))
+        edit = Edit("resid_pre", lambda x: (project_out(x, u).float() + target * u.to(x.device)).to(x.dtype))
     with _active(model, edit) as m:
         yield m
 
@@ -72,7 +72,7 @@ def steer(
     chosen = frozenset(layers if layers is not None else [direction.layer])
     if not all(0 <= layer < model.n_layers for layer in chosen):
         raise InterpError(f"steering layers must be in 0..{model.n_layers - 1}, got {sorted(chosen)}")
-    edit = Edit("resid_pre", lambda x: (x.float() + vector).to(x.dtype), layers=chosen)
+    edit = Edit("resid_pre", lambda x: (x.float() + vector.to(x.device)).to(x.dtype), layers=chosen)
     with _active(model, edit) as m:
         yield m
 
@@ -82,12 +82,15 @@ def orthogonalize(model: Model, direction: Direction) -> Model:
     """Edit the residual writers' weights in place: W <- W - u u^T W (embedding: W_E <- W_E - W_E u u^T)."""
     _check(model, direction)
     embed, *linears = model.writers
-    u = direction.unit.to(model.device, torch.float32)
+    if any(m.weight.device.type == "meta" for m in model.writers):
+        raise InterpError("orthogonalize edits weights in memory; this model has offloaded (meta) weights: "
+                          "load it without disk offload")
+    u = direction.unit.float()
     weight = embed.weight  # [vocab, d_model]
     weight.copy_(project_out(weight, u))
     for linear in linears:  # weight [d_model, d_in]: the output dimension is the residual one
-        w = linear.weight.float()
-        linear.weight.copy_((w - torch.outer(u, u @ w)).to(linear.weight.dtype))
+        w, u_here = linear.weight.float(), u.to(linear.weight.device)
+        linear.weight.copy_((w - torch.outer(u_here, u_here @ w)).to(linear.weight.dtype))
         if getattr(linear, "bias", None) is not None:
             linear.bias.copy_(project_out(linear.bias, u))
     model.fingerprint = f"{model.fingerprint}+orth:{direction.kind}"

@@ -70,7 +70,9 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the embedding's device (a device map may spread the rest; meta: offloaded)."""
+        device = self.hf.get_input_embeddings().weight.device
+        return torch.device("cpu") if device.type == "meta" else device
 
     @property
     def dtype_name(self) -> str:
@@ -247,9 +249,16 @@ def load_model(
     device: str = "cpu",
     backend: str = "transformer_lens",
     trust_remote_code: bool = False,
-    device_map: str | None = None,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
+    offload_folder: str | os.PathLike[str] | None = None,
 ) -> Model:
-    """Load any supported model spec and wrap it. The HF module is shared by both backends."""
+    """Load any supported model spec and wrap it. The HF module is shared by both backends.
+
+    device_map ("auto", or an explicit map) spreads the model over GPUs, CPU and disk with accelerate;
+    max_memory caps each device (e.g. {0: "70GiB", "cpu": "200GiB"}) and offload_folder takes what does not
+    fit. `device` is then ignored: inputs go to the embedding's device.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if backend not in BACKENDS:
@@ -260,7 +269,9 @@ def load_model(
     kwargs = dict(extra, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
-        hf = AutoModelForCausalLM.from_pretrained(source, device_map=device_map, **kwargs)
+        placement = {} if device_map is None else {"device_map": device_map, "max_memory": max_memory,
+                                                   "offload_folder": offload_folder}
+        hf = AutoModelForCausalLM.from_pretrained(source, **placement, **kwargs)
     except OSError as err:
         raise InterpError(f"could not load {spec!r}: {str(err).splitlines()[0]}") from err
     if extra.get("gguf_file"):

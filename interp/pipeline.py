@@ -31,6 +31,7 @@ from interp.interventions import ablate, steer
 from interp.judge import is_suppressed
 from interp.models import Model
 from interp.selection import Scorer, SweepData, find_suppression_tokens, sweep
+from interp.thinking import empty_thought_probability, thinks
 
 SEED = 0
 CONTRASTS = {"censorship": ("censored", "controls"), "refusal": ("harmful", "harmless")}
@@ -92,6 +93,10 @@ def label_all(model: Model, sets, config: RunConfig, out: Path) -> dict[str, dic
             labelled[name][split] = generate_rows(
                 model, chosen.items, None, config.label_tokens, description=f"label {name}/{split}"
             )
+            if thinks(model):  # reasoning models: how likely the thought is skipped, per prompt
+                p_empty = empty_thought_probability(model, [r["prompt"] for r in labelled[name][split]])
+                for row, p in zip(labelled[name][split], p_empty, strict=True):
+                    row["p_empty_thought"] = p
     atomic_write_jsonl(out / "labels.jsonl", [
         {"set": n, "split": s, **row} for n, by in labelled.items() for s, rows in by.items() for row in rows
     ])

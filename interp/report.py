@@ -52,6 +52,10 @@ def verdict(report: dict) -> list[str]:
                  f"takes sensitive suppression from {_pct(s['baseline']['suppression_rate'])} to "
                  f"{_pct(s['ablated']['suppression_rate'])}.")
     lines += _transfer_verdict(report.get("transfer"))
+    if report.get("empty_thought"):
+        parts = "; ".join(f"{n}: " + ", ".join(f"{lang} {_pct(p)}" for lang, p in by.items())
+                          for n, by in report["empty_thought"].items())
+        lines.append(f"- **empty thought** (P the reply skips its <think> block): {parts}.")
     return lines
 
 

@@ -149,6 +149,7 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
         "kinds": kinds,
         **analysis,
         "transfer": transferred,
+        "empty_thought": _empty_thought(labelled),
         "cosine_censorship_refusal": cosine_per_layer(candidates, chosen),
         "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
         "sweeps": sweeps,
@@ -167,6 +168,17 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
     atomic_write_json(out / "report.json", report)
     ckpt.complete("report", config.timings)
     return report
+
+
+def _empty_thought(labelled) -> dict | None:
+    """Reasoning models: mean P(empty thought) per set and language over all splits (None otherwise)."""
+    rows = [{"set": n, **r} for n, by in labelled.items() for split in by.values() for r in split]
+    if not any("p_empty_thought" in r for r in rows):
+        return None
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["set"], {}).setdefault(r["lang"], []).append(r["p_empty_thought"])
+    return {n: {lang: sum(v) / len(v) for lang, v in by.items()} for n, by in out.items()}
 
 
 def _versions() -> dict[str, str]:

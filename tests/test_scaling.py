@@ -1,0 +1,82 @@
+"""Paths for models that outgrow one device: accelerate offload, and nnsight's serialised (remote) traces."""
+
+import os
+
+import pytest
+import torch
+from conftest import PROMPTS
+
+from interp.activations import collect
+from interp.errors import InterpError
+from interp.interventions import ablate
+from interp.models import load_model
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from tiny import tiny_model
+
+    model = tiny_model("qwen2")
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    model.hf.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return path
+
+
+def _direction(model) -> torch.Tensor:  # [layer, pos, d] mean difference of two prompt groups
+    acts = collect(model, PROMPTS, ["a", "b", "a", "b"], show_progress=False)
+    return acts.mean("a") - acts.mean("b")
+
+
+@pytest.mark.parametrize("backend", ["nnsight", "transformer_lens"])
+def test_device_map_with_max_memory_offloads_and_gives_the_same_direction(tiny_dir, tmp_path, backend):
+    plain = load_model(str(tiny_dir), dtype="fp32", backend=backend)
+    offloaded = load_model(str(tiny_dir), dtype="fp32", backend=backend, device_map="auto",
+                           max_memory={"cpu": "400KB"}, offload_folder=tmp_path)
+    assert {"cpu", "disk"} <= set(offloaded.hf.hf_device_map.values())  # the cap really forced offload
+    torch.testing.assert_close(_direction(offloaded), _direction(plain), atol=1e-5, rtol=0)
+
+
+def test_serialised_traces_equal_local_ones_with_edits_and_generation(tiny_dir):
+    """nnsight's remote="local" serialises each trace and runs the deserialised one: what NDIF receives."""
+    from test_math import random_direction
+
+    from interp.generation import complete
+
+    model = load_model(str(tiny_dir), dtype="fp32", backend="nnsight")
+    d = random_direction(model, kind="refusal")
+    batch = model.format_chat(PROMPTS)
+    results = {}
+    for mode in (False, "local"):
+        model.backend.remote = mode
+        with ablate(model, d):
+            run = model.backend.run(batch, read=[0, 1], logits="last")
+            text = complete(model, PROMPTS, 6, stop_on_verdict=False, show_progress=False)
+        results[mode] = (run, text)
+    (local, local_text), (sent, sent_text) = results[False], results["local"]
+    assert sent_text == local_text
+    torch.testing.assert_close(sent.logits, local.logits)
+    assert all(torch.equal(sent.resid[k], local.resid[k]) for k in local.resid)
+
+
+def test_remote_refuses_without_key_or_hub_id(monkeypatch):
+    from interp.remote import load_remote
+
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    with pytest.raises(InterpError, match="NDIF_API_KEY"):
+        load_remote("meta-llama/Llama-3.1-8B-Instruct")
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    with pytest.raises(InterpError, match="hub id"):
+        load_remote("embedded")
+
+
+def test_remote_without_network_fails_with_one_line(monkeypatch):
+    """This machine has no route to the hub or NDIF: the failure must name the network, not dump a trace."""
+    from interp.remote import load_remote
+
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # also on a connected machine: the hub is then unreachable
+    with pytest.raises(InterpError, match="network") as err:
+        load_remote("meta-llama/Llama-3.1-8B-Instruct")
+    assert "\n" not in str(err.value)
+    assert os.environ["NDIF_API_KEY"] == "test-key"
