@@ -207,6 +207,48 @@ FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projecti
            "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens}
 
 
+def cross_model(runs: list[Run]) -> plt.Figure:
+    """Across models: best bypass per layer against depth (layer / n_layers), and suppression before/after."""
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    for col, kind in enumerate(KINDS):
+        ax = axes[0, col]
+        for run in runs:
+            n_layers = run.report["model"]["n_layers"]
+            rows = [r for r in run.report["sweeps"][kind] if r.get("bypass_score") is not None]
+            best: dict[int, float] = {}
+            for r in rows:
+                best[r["layer"]] = min(best.get(r["layer"], float("inf")), r["bypass_score"])
+            layers = sorted(best)
+            line = ax.plot([x / n_layers for x in layers], [best[x] for x in layers], marker=".", lw=1,
+                           label=run.caption)[0]
+            chosen = run.report["kinds"][kind]
+            ax.plot(chosen["layer"] / n_layers, best.get(chosen["layer"], float("nan")), marker="*", ms=13,
+                    color=line.get_color(), zorder=5)
+        ax.set_title(f"{kind}: best bypass per layer (star: selected)")
+        ax.set_xlabel("depth (layer / number of layers)")
+        ax.set_ylabel("bypass (log-odds, lower = more undone)")
+        ax.legend(fontsize=7)
+        bars = axes[1, col]
+        labels = [run.report["model"]["name"].replace("-Instruct", "") for run in runs]
+        x = range(len(runs))
+        before = [100 * run.report["kinds"][kind]["baseline"]["suppression_rate"] for run in runs]
+        after = [100 * run.report["kinds"][kind]["ablated"]["suppression_rate"] for run in runs]
+        bars.bar([i - 0.2 for i in x], before, 0.4, color=COLORS["before"], label="baseline")
+        bars.bar([i + 0.2 for i in x], after, 0.4, color=COLORS["after"], label="ablated")
+        bars.set_xticks(list(x), labels, fontsize=7)
+        bars.set_ylabel(f"suppression on {'sensitive' if kind == 'censorship' else 'harmful'} test prompts (%)")
+        bars.legend(fontsize=7)
+    fig.suptitle("The same pipeline across model sizes")
+    fig.tight_layout()
+    return fig
+
+
+def make_cross_model(run_dirs: list[Path | str], out_dir: Path | str) -> list[Path]:
+    runs = [load_run(d) for d in run_dirs]
+    with plt.rc_context(STYLE):
+        return save(cross_model(runs), Path(out_dir), "cross_model")
+
+
 def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]

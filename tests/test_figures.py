@@ -22,7 +22,7 @@ def synthetic_run(path):
     sweeps = [{"layer": L, "position": p - pos, "bypass_score": -L + p, "induce_score": L / 2, "kl": 0.01 * L}
               for L in range(5) for p in range(pos)]
     report = {
-        "model": {"name": "Tiny", "dtype": "fp32"}, "config": {"kl_threshold": 0.1},
+        "model": {"name": "Tiny", "dtype": "fp32", "n_layers": layers}, "config": {"kl_threshold": 0.1},
         "kinds": {"censorship": kind, "refusal": kind}, "sweeps": {"censorship": sweeps, "refusal": sweeps},
         "cosine_censorship_refusal": [0.1 * i for i in range(layers)],
         "projections": [{"set": s, "label": lab, "lang": lang, "censorship": float(i), "refusal": -float(i)}
@@ -67,3 +67,17 @@ def test_make_figures_script_rebuilds_all_from_a_run_dir(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "figs").glob("*.png"))) == len(figures.FIGURES)
+
+
+def test_cross_model_figure_from_two_runs(tmp_path):
+    from pathlib import Path
+
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        runs.append(str(synthetic_run(tmp_path / name)))
+    script = Path(__file__).parent.parent / "scripts" / "fig_cross_model.py"
+    result = subprocess.run([sys.executable, str(script), *runs, "--out", str(tmp_path / "f")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "f" / "cross_model.png").stat().st_size > 0 and (tmp_path / "f" / "cross_model.pdf").is_file()
