@@ -1,9 +1,12 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Tests generate afresh: a completion cached by an earlier run must never decide an assertion.
+os.environ["INTERP_NO_COMPLETION_CACHE"] = "1"
 
 from tiny import tiny_model  # noqa: E402
 

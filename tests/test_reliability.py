@@ -58,3 +58,29 @@ def test_no_unsafe_deserialisation_in_the_package():
     source = "\n".join(p.read_text() for p in Path(__file__).parent.parent.joinpath("interp").glob("*.py"))
     assert "pickle" not in source and "torch.load(" not in source
     assert "trust_remote_code=True" not in source
+
+
+def test_baseline_completions_are_cached_by_model_and_prompt_but_never_under_an_edit(tmp_path, monkeypatch):
+    import json
+
+    from test_math import random_direction
+    from tiny import tiny_model
+
+    from interp.generation import complete
+    from interp.interventions import ablate
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    monkeypatch.delenv("INTERP_NO_COMPLETION_CACHE")  # conftest turns the cache off for every other test
+    model = tiny_model("qwen2")
+    prompts = ["hello there", "What happened in 1989?"]
+    first = complete(model, prompts, 6, show_progress=False)
+    [cache_file] = (tmp_path / "completions").iterdir()
+    entries = json.loads(cache_file.read_text())
+    assert len(entries) == 2 and sorted(entries.values()) == sorted(first)
+    cache_file.write_text(json.dumps(dict.fromkeys(entries, "from the cache")))
+    assert complete(model, prompts, 6, show_progress=False) == ["from the cache"] * 2
+    with ablate(model, random_direction(model, kind="refusal")):
+        assert complete(model, prompts, 6, show_progress=False) != ["from the cache"] * 2
+    assert complete(model, prompts, 7, show_progress=False) != ["from the cache"] * 2  # another budget
+    monkeypatch.setenv("INTERP_NO_COMPLETION_CACHE", "1")
+    assert complete(model, prompts, 6, show_progress=False) == first
