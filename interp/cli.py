@@ -133,6 +133,8 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last completed stage")] = False,
+    per_split: Annotated[int | None, typer.Option(
+        help="Cap prompts per set and split (e.g. 40 for a 1.5B model on a laptop); default: all")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
     dtype: DtypeOpt = "auto",
@@ -155,7 +157,10 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     m = _load(model, dtype, device, backend, trust_remote_code, device_map=device_map, remote=remote)
+    if per_split is not None and per_split < 4:
+        raise InterpError(f"--per-split must be at least 4, got {per_split}")
     config = RunConfig.make(quick, method=method, affine=affine)
+    config.per_split = per_split if per_split is not None else config.per_split
     report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     write_report(report, out)
     from interp.figures import make_all
