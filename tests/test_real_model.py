@@ -136,6 +136,23 @@ def test_quick_run_writes_complete_report_with_provenance(quick_run):
     assert len(report["cosine_censorship_refusal"]) == model.n_layers + 1
 
 
+def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
+    """The same quick run through nnsight: same selected (layer, position) for both kinds, and every
+    suppression rate within one prompt of the TransformerBridge run's (quick test sets are ~16 prompts;
+    bf16 kernels differ between the two attention paths, so a rare greedy flip is allowed)."""
+    from interp.pipeline import RunConfig
+    from interp.runner import run
+
+    _, _, bridge = quick_run
+    report = run(load_model("embedded", backend="nnsight"), tmp_path, RunConfig.make(quick=True))
+    for kind in ("censorship", "refusal"):
+        a, b = bridge["kinds"][kind], report["kinds"][kind]
+        assert (b["layer"], b["position"]) == (a["layer"], a["position"]), kind
+        for when in ("baseline", "ablated"):
+            one_prompt = 1 / a[when]["n"] + 1e-9
+            assert abs(a[when]["suppression_rate"] - b[when]["suppression_rate"]) <= one_prompt, (kind, when)
+
+
 def test_selected_censorship_direction_beats_ten_random_directions(tmp_path):
     """`interp direction --kind censorship` with the full selection settings (every layer x position,
     8 validation prompts a group) on 40 prompts a split: the chosen direction, ablated everywhere, must
