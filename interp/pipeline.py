@@ -175,10 +175,9 @@ def select(model: Model, candidates, answered_means, labelled, scorer: Scorer, c
     for kind in CONTRASTS:
         data = sweep_data(labelled, kind, config)
         rows, direction = sweep(model, candidates[kind], data, scorer, kind, config.kl_threshold,
-                                positions=config.sweep_positions)
-        offset = answered_means[kind][direction.layer, direction.position] if config.affine else None
-        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes, "method": config.method,
-                                         "offset": offset})
+                                positions=config.sweep_positions,
+                                offsets=answered_means[kind] if config.affine else None)
+        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes, "method": config.method})
         sweeps[kind] = rows
     return chosen, sweeps
 
@@ -301,10 +300,11 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
                                             [r["text"] for r in rows if not is_suppressed(r["label"])]))
     atomic_write_json(out / "scorer.json", {"token_ids": scorer.token_ids,
                                             "tokens": [model.tokenizer.decode([t]) for t in scorer.token_ids]})
-    sweep_rows, chosen = sweep(model, candidates, sweep_data(labelled, kind, config), scorer, kind, config.kl_threshold, positions=config.sweep_positions)
-    offset = means[kind][chosen.layer, chosen.position] if config.affine else None
+    sweep_rows, chosen = sweep(model, candidates, sweep_data(labelled, kind, config), scorer, kind,
+                               config.kl_threshold, positions=config.sweep_positions,
+                               offsets=means[kind] if config.affine else None)
     chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names},
-                               "method": config.method, "offset": offset})
+                               "method": config.method})
     dirs.save([chosen], out, {f"{kind}.candidates": candidates})
     atomic_write_json(out / "sweep.json", {"rows": sweep_rows, "strata": weights[kind]})
     return chosen

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -89,6 +89,7 @@ def sweep(
     max_layer_fraction: float = 0.8,
     positions: int | None = None,
     show_progress: bool = True,
+    offsets: torch.Tensor | None = None,  # [layer, pos, d_model]: affine ablation targets (answered means)
 ) -> tuple[list[dict], Direction]:
     """Score every candidate; pick the lowest bypass among those passing the filters.
 
@@ -112,7 +113,7 @@ def sweep(
                     rows.append({"layer": layer, "position": pos - n_pos, "bypass_score": None,
                                  "induce_score": None, "kl": None, "skipped": "zero difference"})
                     continue
-                d = Direction(unit(raw), raw, layer, pos - n_pos, kind, model.fingerprint)
+                d = _candidate(candidates, offsets, layer, pos - n_pos, kind, model)
                 with ablate(model, d):
                     ablated = last_logits(model, data.suppressed + data.harmless)
                 with steer(model, d, coef=1.0):
@@ -138,29 +139,32 @@ def sweep(
              ("none", scored))
     filters, passing = next((name, group) for name, group in tiers if group)
     best = confirmed_best(model, candidates, sorted(passing, key=lambda r: r["bypass_score"]), data, kind,
-                          kl_threshold if filters != "none" else math.inf)
-    raw = candidates[best["layer"], best["position"] + n_pos]
+                          kl_threshold if filters != "none" else math.inf, offsets)
     scores = {k: best[k] for k in ("bypass_score", "induce_score", "kl", "kl_confirm") if k in best}
     scores["filters_passed"] = filters
-    chosen = Direction(unit(raw), raw, best["layer"], best["position"], kind, model.fingerprint, scores=scores)
+    chosen = replace(_candidate(candidates, offsets, best["layer"], best["position"], kind, model), scores=scores)
     return rows, chosen
 
 
 
+def _candidate(candidates: torch.Tensor, offsets: torch.Tensor | None, layer: int, position: int, kind: str,
+               model: Model) -> Direction:
+    raw = candidates[layer, position]
+    offset = None if offsets is None else offsets[layer, position]
+    return Direction(unit(raw), raw, layer, position, kind, model.fingerprint, offset=offset)
+
+
 def confirmed_best(model: Model, candidates: torch.Tensor, ranked: list[dict], data: SweepData, kind: str,
-                   kl_threshold: float, tries: int = 8) -> dict:
+                   kl_threshold: float, offsets: torch.Tensor | None = None, tries: int = 8) -> dict:
     """The best-ranked candidate whose KL on the confirm set is also under the threshold.
 
     Only the first `tries` are measured; if none confirms, the one with the lowest confirmed KL wins.
     """
     if not data.confirm:
         return ranked[0]
-    n_pos = candidates.shape[1]
     base = last_logits(model, data.confirm)
     for row in ranked[:tries]:
-        raw = candidates[row["layer"], row["position"] + n_pos]
-        d = Direction(unit(raw), raw, row["layer"], row["position"], kind, model.fingerprint)
-        with ablate(model, d):
+        with ablate(model, _candidate(candidates, offsets, row["layer"], row["position"], kind, model)):
             row["kl_confirm"] = mean_kl(base, last_logits(model, data.confirm))
         if row["kl_confirm"] <= kl_threshold:
             return row

@@ -107,3 +107,15 @@ def test_transfer_stage_ablates_each_language_direction_and_each_kind_across(ref
     assert -1 <= languages["from_en"]["cosine_with_pooled"] <= 1
     assert kinds["refusal_on_censored"]["baseline"]["all"]["suppression_rate"] > 0.5
     assert "## Transfer" in render(report) and (tmp_path / "transfer.json").is_file()
+
+
+def test_affine_selection_sweeps_with_the_same_affine_ablation_it_saves(refuser, tmp_path):
+    from interp import directions
+    from interp.pipeline import find_direction
+
+    config = tiny_config()
+    config.affine = True
+    chosen = find_direction(refuser, "refusal", config, tmp_path)
+    assert chosen.offset is not None and chosen.scores["kl"] >= 0
+    saved = directions.load(tmp_path, "refusal", expect_fingerprint=refuser.fingerprint)
+    assert saved.offset is not None and torch.allclose(saved.offset, chosen.offset)
