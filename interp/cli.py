@@ -153,14 +153,15 @@ def run(
     if resume and out is None:
         raise InterpError("--resume needs the --out directory of the run to continue")
     out = out or Path("runs") / f"{Path(model).name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if per_split is not None and per_split < 4:
+        raise InterpError(f"--per-split must be at least 4, got {per_split}")
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     m = _load(model, dtype, device, backend, trust_remote_code, device_map=device_map, remote=remote)
-    if per_split is not None and per_split < 4:
-        raise InterpError(f"--per-split must be at least 4, got {per_split}")
     config = RunConfig.make(quick, method=method, affine=affine)
-    config.per_split = per_split if per_split is not None else config.per_split
+    if per_split is not None:
+        config.per_split = per_split
     report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     write_report(report, out)
     from interp.figures import make_all
@@ -258,12 +259,12 @@ def export(
 ) -> None:
     """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
     from interp import directions as dirs
-    from interp.export import export_gguf, export_hf, source_gguf_key
+    from interp.export import export_gguf, export_hf, require_gguf_source
 
     if fmt not in ("hf", "gguf"):
         raise InterpError(f"--format must be hf or gguf, not {fmt!r}")
-    if fmt == "gguf" and source_gguf_key(model) is None:
-        raise InterpError(f"--format gguf needs an embedded or .gguf model, not {model!r}; use --format hf")
+    if fmt == "gguf":
+        require_gguf_source(model)
     m = _load(model, dtype, "cpu", "nnsight")
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
     if fmt == "gguf":

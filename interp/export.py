@@ -31,9 +31,7 @@ def export_hf(model: Model, direction: Direction, out: Path) -> Path:
 
 def export_gguf(model: Model, direction: Direction, out: Path) -> Path:
     """Orthogonalise (in place) and write OUT/model.gguf from the model's source GGUF."""
-    if source_gguf_key(model.spec) is None:
-        raise InterpError(f"GGUF export needs a model loaded from a GGUF (embedded or a .gguf path), not "
-                          f"{model.spec!r}; export --format hf and convert with llama.cpp's convert_hf_to_gguf.py")
+    require_gguf_source(model.spec)
     return _export(model, direction, out, _write_gguf)
 
 
@@ -82,10 +80,11 @@ def _edited_tensors(model: Model) -> dict:
     return out
 
 
-def source_gguf_key(spec: str) -> str | None:
-    if spec in embedded.EMBEDDED:
-        return spec
-    return spec if Path(spec).suffix == ".gguf" and Path(spec).expanduser().is_file() else None
+def require_gguf_source(spec: str) -> None:
+    """GGUF export rewrites the model's own GGUF: refuse, before any work, a model that has none."""
+    if spec not in embedded.EMBEDDED and not (Path(spec).suffix == ".gguf" and Path(spec).expanduser().is_file()):
+        raise InterpError(f"--format gguf needs an embedded or .gguf model, not {spec!r}: export --format hf "
+                          "and convert with llama.cpp's convert_hf_to_gguf.py")
 
 
 def source_gguf(spec: str, scratch: Path) -> Path:

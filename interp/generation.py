@@ -79,7 +79,8 @@ def complete(
     from transformers import StoppingCriteriaList
 
     cache = CompletionCache.for_model(model, max_new_tokens, stop_on_verdict)
-    texts: list[str] = [cache.get(model.chat_text(p)) if cache else None for p in prompts]
+    chats = [model.chat_text(p) for p in prompts] if cache else []
+    texts: list[str | None] = [cache.get(c) for c in chats] if cache else [None] * len(prompts)
     todo = [i for i, t in enumerate(texts) if t is None]
     with progress_bar(description, len(prompts), show=show_progress) as bar:
         task = bar.add_task(description, total=len(prompts), rate="-", visible=show_progress)
@@ -94,7 +95,7 @@ def complete(
                 texts[i] = text.strip()
             advance(bar, task, len(indices))
     if cache and todo:
-        cache.put({model.chat_text(prompts[i]): texts[i] for i in todo})
+        cache.put({chats[i]: texts[i] for i in todo})
     return texts
 
 

@@ -206,9 +206,8 @@ def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfi
     result: dict = {"layer": direction.layer, "position": direction.position, "scores": direction.scores}
     for set_name in (pos_set, neg_set):
         base_rows = labelled[set_name]["test"]
-        items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in base_rows]
-        after = generate_rows(model, items, lambda: ablate(model, direction), config.label_tokens,
-                              description=f"ablate {direction.kind}: {set_name}")
+        after = generate_rows(model, _as_prompts(base_rows), lambda: ablate(model, direction),
+                              config.label_tokens, description=f"ablate {direction.kind}: {set_name}")
         result[set_name] = {"baseline": rates_by_lang(base_rows), "ablated": rates_by_lang(after),
                             "examples": _examples(base_rows, after)}
         per_prompt += paired_rows(direction.kind, set_name, base_rows, after)
@@ -220,9 +219,8 @@ def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfi
     result["ce_harmless"] = {"base": continuation_ce(model, *ce_args),
                              "ablated": continuation_ce(model, *ce_args, intervention=lambda: ablate(model, direction))}
     rand = random_like(direction, SEED)
-    pos_items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in labelled[pos_set]["test"]]
-    rand_rows = generate_rows(model, pos_items, lambda: ablate(model, rand), config.label_tokens,
-                              description=f"random baseline {kind}")
+    rand_rows = generate_rows(model, _as_prompts(labelled[pos_set]["test"]), lambda: ablate(model, rand),
+                              config.label_tokens, description=f"random baseline {kind}")
     per_prompt += paired_rows(rand.kind, pos_set, labelled[pos_set]["test"], rand_rows)
     result["random_baseline"] = rates(rand_rows) | {
         "kl_harmless": kl_under(model, harmless, lambda: ablate(model, rand), harmless_logits)}
@@ -232,8 +230,9 @@ def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfi
     return result
 
 
-def _facts(row: dict) -> tuple[str, ...]:
-    return tuple(row.get("facts") or ())
+def _as_prompts(rows: list[dict]) -> list[P.Prompt]:
+    """Labelled rows back to prompts (with their facts, for fact recall), to generate on again."""
+    return [P.Prompt(r["prompt"], r["category"], r["lang"], tuple(r.get("facts") or ())) for r in rows]
 
 
 def _examples(before: list[dict], after: list[dict], n: int = 4) -> list[dict]:
@@ -245,7 +244,7 @@ def _examples(before: list[dict], after: list[dict], n: int = 4) -> list[dict]:
 def dose_response(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits) -> list[dict]:
     _, neg_set = CONTRASTS[kind]
     answered = [r for r in labelled[neg_set]["test"] if not is_suppressed(r["label"])][: config.steer_n]
-    items = [P.Prompt(r["prompt"], r["category"], r["lang"]) for r in answered]
+    items = _as_prompts(answered)
     harmless = [r["prompt"] for r in labelled["harmless"]["test"]]
     rows = []
     for coef in config.coefs:
@@ -281,8 +280,7 @@ def transfer(model: Model, candidates, chosen: dict[str, dirs.Direction], labell
 
 def _ablated_rates(model: Model, d: dirs.Direction, labelled, set_name: str, config: RunConfig) -> dict:
     rows = labelled[set_name]["test"]
-    items = [P.Prompt(r["prompt"], r["category"], r["lang"], _facts(r)) for r in rows]
-    after = generate_rows(model, items, lambda: ablate(model, d), config.label_tokens,
+    after = generate_rows(model, _as_prompts(rows), lambda: ablate(model, d), config.label_tokens,
                           description=f"transfer: {d.kind} on {set_name}")
     return {"baseline": rates_by_lang(rows), "ablated": rates_by_lang(after)}
 
