@@ -99,6 +99,10 @@ def complete(
     return texts
 
 
+def completion_cache_enabled() -> bool:
+    return not os.environ.get("INTERP_NO_COMPLETION_CACHE")
+
+
 class CompletionCache:
     """Baseline greedy completions on disk: {sha256(templated prompt): text}, one JSON file per key."""
 
@@ -111,7 +115,7 @@ class CompletionCache:
 
     @classmethod
     def for_model(cls, model: Model, max_new_tokens: int, stop_on_verdict: bool) -> CompletionCache | None:
-        if model.edits or os.environ.get("INTERP_NO_COMPLETION_CACHE"):
+        if model.edits or not completion_cache_enabled():
             return None
         key = (f"{model.fingerprint[:16]}-{model.dtype_name}-{model.backend_name}-{max_new_tokens}-"
                f"{'stop' if stop_on_verdict else 'full'}")

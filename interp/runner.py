@@ -22,6 +22,7 @@ from interp import prompts as P
 from interp.analysis import logit_lens, projections
 from interp.atomic import atomic_save_tensors, atomic_write_json, atomic_write_jsonl
 from interp.checkpoint import Checkpoint, read_json, read_jsonl
+from interp.generation import completion_cache_enabled
 from interp.models import Model
 from interp.pipeline import (
     CONTRASTS,
@@ -161,6 +162,8 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
         "seeds": {"global": SEED, "split": P.SPLIT_SEED},
         "prompt_sets": {n: {"sha256": by["train"].sha256, **{s: len(v) for s, v in by.items()}} for n, by in sets.items()},
         "judge": "markers",
+        # baseline completions may come from an earlier run of the same model, dtype, backend and budget
+        "completion_cache": completion_cache_enabled(),
         "config": config_dict,
         "resumed_stages": ckpt.resumed,
     }

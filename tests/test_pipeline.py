@@ -39,6 +39,7 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
     assert censorship["baseline"]["suppression_rate"] > 0.5  # it learned to refuse
     assert set(report["kinds"]) == {"censorship", "refusal", "censorship_specific"}
     assert report["model"]["fingerprint"] == refuser.fingerprint
+    assert report["completion_cache"] is False  # conftest turns it off; the report must say so
     assert all(k in report["timings"] for k in ("label", "activations", "select", "evaluate", "steering", "total"))
     for name in ("report.json", "labels.jsonl", "per_prompt.jsonl", "directions.safetensors", "directions.json"):
         assert (tmp_path / name).stat().st_size > 0
