@@ -34,7 +34,7 @@ class Direction:
     method: str = "mean_diff"
     prompt_hashes: dict[str, str] = field(default_factory=dict)
     scores: dict[str, float | str] = field(default_factory=dict)
-    offset: torch.Tensor | None = None  # [d_model]: answered-set mean, for the affine variant
+    offset: torch.Tensor | None = None  # [layer, d_model]: answered-set means, for the affine variant
 
     @property
     def d_model(self) -> int:

@@ -150,7 +150,7 @@ def sweep(
 def _candidate(candidates: torch.Tensor, offsets: torch.Tensor | None, layer: int, position: int, kind: str,
                model: Model) -> Direction:
     raw = candidates[layer, position]
-    offset = None if offsets is None else offsets[layer, position]
+    offset = None if offsets is None else offsets[:, position]  # [layer, d_model]: each block's own target
     return Direction(unit(raw), raw, layer, position, kind, model.fingerprint, offset=offset)
 
 

@@ -130,6 +130,20 @@ def test_affine_ablation_sets_the_component_to_the_answered_mean(tiny, prompts):
         torch.testing.assert_close(x.float() @ d.unit, torch.full(x.shape[:2], float(offset @ d.unit)), atol=1e-4, rtol=0)
 
 
+def test_affine_ablation_uses_each_blocks_own_mean(tiny, prompts):
+    """A [layer, d_model] offset sets each block's component to that block's mean, not one layer's."""
+    d = random_direction(tiny)
+    targets = torch.linspace(-2.0, 3.0, tiny.n_layers)
+    offsets = targets[:, None] * d.unit + torch.randn(tiny.n_layers, tiny.d_model) * 0.01
+    affine = Direction(d.unit, d.raw, d.layer, -1, "censorship", tiny.fingerprint, offset=offsets)
+    batch = tiny.format_chat(prompts)
+    with ablate(tiny, affine):
+        resid = tiny.backend.run(batch, read=range(tiny.n_layers)).resid
+    for layer, x in resid.items():
+        want = float(offsets[layer] @ d.unit)
+        torch.testing.assert_close(x.float() @ d.unit, torch.full(x.shape[:2], want), atol=1e-4, rtol=0)
+
+
 def test_stratified_difference_removes_a_language_confound():
     """Suppressed prompts mostly English, answered mostly Chinese: pooling finds 'language', strata do not."""
     from interp.activations import Activations

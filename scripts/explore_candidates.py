@@ -1,0 +1,104 @@
+"""Explore the sweep's front-runners on the validation split of a finished run, by generation.
+
+For each candidate (layer, position) and each ablation variant, it measures what selection can only
+estimate: the generated suppression rate on the validation prompts the model suppressed, and the
+next-token KL on every harmless validation prompt. Variants:
+- plain: project the mean difference out of every residual write (Arditi et al.).
+- projected: the same, after removing the direction's component along the answered-set mean at its
+  (layer, position), so the ablation leaves the mean answered activation untouched.
+- window:A:B: plain ablation from resid_pre of block A through the writes of block B-1 only.
+- scale:S: remove S times the component along the direction from every write.
+- affine: set the component along the direction to the answered-set mean's, each block's own
+  (resid_pre of every block).
+
+Usage: python scripts/explore_candidates.py [--run results/qwen2.5-coder-0.5b] [--kind censorship] [--top 6]
+Writes RUN/explore_<kind>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("INTERP_NO_COMPLETION_CACHE", "1")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from interp.atomic import atomic_write_json  # noqa: E402
+from interp.backends import Edit  # noqa: E402
+from interp.directions import Direction, unit  # noqa: E402
+from interp.generation import complete  # noqa: E402
+from interp.interventions import _active, ablate, project_out  # noqa: E402
+from interp.judge import is_suppressed, label  # noqa: E402
+from interp.models import load_model  # noqa: E402
+from interp.pipeline import CONTRASTS  # noqa: E402
+from interp.runner import _labels  # noqa: E402
+from interp.selection import last_logits, mean_kl  # noqa: E402
+
+
+def variant(name: str, raw, means, layer: int, position: int, kind: str, fingerprint: str) -> Direction:
+    if name == "projected":
+        m = unit(means[layer])
+        raw = raw - (raw @ m) * m
+    offset = means if name == "affine" else None  # [layer, d_model]: each block's answered mean
+    return Direction(unit(raw), raw, layer, position, kind, fingerprint, offset=offset)
+
+
+def _edited(model, d: Direction, name: str):
+    """window:A:B: project d out of resid_pre of block A and of every write in blocks A..B-1 only.
+    scale:S: remove S times the component along d from every write (S=1 is plain ablation)."""
+    u = d.unit.to(model.device)
+    if name.startswith("window"):
+        start, stop = (int(x) for x in name.split(":")[1:])
+        return _active(model, Edit("resid_pre", lambda x: project_out(x, u), layers=frozenset({start})),
+                       Edit("write", lambda x: project_out(x, u), layers=frozenset(range(start, stop))))
+    if name.startswith("scale"):
+        s = float(name.split(":")[1])
+        return _active(model, Edit("write", lambda x: (x.float() - s * (x.float() @ u)[..., None] * u).to(x.dtype)))
+    return ablate(model, d)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("results/qwen2.5-coder-0.5b"))
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--kind", default="censorship")
+    parser.add_argument("--top", type=int, default=6, help="front-runners by the sweep's bypass score")
+    parser.add_argument("--variants", nargs="+", default=["plain", "projected", "affine"])
+    parser.add_argument("--tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    model = load_model(args.model)
+    labelled = _labels(args.run)
+    tensors = load_file(str(args.run / "candidates.safetensors"))
+    candidates, means = tensors[f"{args.kind}.candidates"], tensors[f"{args.kind}.answered_mean"]
+    sweep_rows = json.loads((args.run / "report.json").read_text())["sweeps"][args.kind]
+    front = sorted((r for r in sweep_rows if r.get("bypass_score") is not None), key=lambda r: r["bypass_score"])
+    suppressed = [r["prompt"] for r in labelled[CONTRASTS[args.kind][0]]["val"] if is_suppressed(r["label"])]
+    harmless = [r["prompt"] for r in labelled["harmless"]["val"]]
+    base = last_logits(model, harmless)
+
+    rows = []
+    for r in front[: args.top]:
+        layer, pos = r["layer"], r["position"]
+        for name in args.variants:
+            d = variant(name, candidates[layer, pos], means[:, pos], layer, pos, args.kind, model.fingerprint)
+            start = time.perf_counter()
+            with _edited(model, d, name):
+                texts = complete(model, suppressed, args.tokens, show_progress=False)
+                kl = mean_kl(base, last_logits(model, harmless))
+            still = sum(is_suppressed(label(t)) for t in texts) / len(texts)
+            row = {"layer": layer, "position": pos, "variant": name, "still_suppressed": still,
+                   "undone": 1 - still, "kl_val_harmless": kl, "seconds": time.perf_counter() - start}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    atomic_write_json(args.run / f"explore_{args.kind}.json",
+                      {"model": args.model, "dtype": model.dtype_name, "kind": args.kind,
+                       "n_suppressed_val": len(suppressed), "n_harmless_val": len(harmless), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
