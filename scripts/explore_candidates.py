@@ -12,7 +12,7 @@ next-token KL on every harmless validation prompt. Variants:
   (resid_pre of every block).
 
 Usage: python scripts/explore_candidates.py [--run results/qwen2.5-coder-0.5b] [--kind censorship] [--top 6]
-Writes RUN/explore_<kind>.json.
+Writes RUN/explore_<kind>.json and figures/explore_<kind>.png/.pdf (undone vs KL; --plot-only redraws it).
 """
 
 from __future__ import annotations
@@ -69,7 +69,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=6, help="front-runners by the sweep's bypass score")
     parser.add_argument("--variants", nargs="+", default=["plain", "projected", "affine"])
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from RUN/explore_<kind>.json")
+    parser.add_argument("--figures", type=Path, default=Path("figures"))
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads((args.run / f"explore_{args.kind}.json").read_text()), args.figures)
+        return
 
     model = load_model(args.model)
     labelled = _labels(args.run)
@@ -95,9 +100,35 @@ def main() -> None:
                    "undone": 1 - still, "kl_val_harmless": kl, "seconds": time.perf_counter() - start}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    atomic_write_json(args.run / f"explore_{args.kind}.json",
-                      {"model": args.model, "dtype": model.dtype_name, "kind": args.kind,
-                       "n_suppressed_val": len(suppressed), "n_harmless_val": len(harmless), "rows": rows})
+    result = {"model": args.model, "dtype": model.dtype_name, "kind": args.kind,
+              "n_suppressed_val": len(suppressed), "n_harmless_val": len(harmless), "rows": rows}
+    atomic_write_json(args.run / f"explore_{args.kind}.json", result)
+    plot(result, args.figures)
+
+
+def plot(result: dict, out_dir: Path) -> None:
+    """Share of suppression undone vs harmless KL, one marker per ablation variant, with the target region."""
+    import matplotlib.pyplot as plt
+
+    from interp.figures import STYLE, save
+
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.axvspan(0, 0.1, ymin=0.8, ymax=1.0, color="0.9", zorder=0, label="target: >= 80% undone, KL <= 0.1")
+        for (name, marker) in zip(dict.fromkeys(r["variant"] for r in result["rows"]), "osD^vP*X", strict=False):
+            rows = [r for r in result["rows"] if r["variant"] == name]
+            ax.scatter([r["kl_val_harmless"] for r in rows], [r["undone"] for r in rows], marker=marker, label=name)
+            for r in rows:
+                ax.annotate(f"L{r['layer']}/{r['position']}", (r["kl_val_harmless"], r["undone"]), fontsize=6,
+                            xytext=(3, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel("harmless KL (validation, first token)")
+        ax.set_ylabel("share of suppression undone (validation)")
+        ax.set_title(f"{result['kind']} front-runners: {result['n_suppressed_val']} suppressed, "
+                     f"{result['n_harmless_val']} harmless prompts")
+        ax.legend(fontsize=6, loc="lower right")
+        save(fig, out_dir, f"explore_{result['kind']}")
 
 
 if __name__ == "__main__":
