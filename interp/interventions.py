@@ -62,12 +62,9 @@ def ablate(model: Model, direction: Direction) -> Iterator[Model]:
         edits = [Edit("write", lambda x: project_out(x, u))]
     else:
         means = direction.offset.float().reshape(-1, direction.d_model)  # [layer or 1, d_model]
-        targets = (means @ direction.unit.float()).tolist()
-        if len(targets) == 1:
-            edits = [Edit("resid_pre", partial(_set_component, u=u, target=targets[0]))]
-        else:
-            edits = [Edit("resid_pre", partial(_set_component, u=u, target=t), layers=frozenset({layer}))
-                     for layer, t in enumerate(targets[: model.n_layers])]
+        targets = torch.broadcast_to((means @ direction.unit.float())[: model.n_layers], (model.n_layers,))
+        edits = [Edit("resid_pre", partial(_set_component, u=u, target=t), layers=frozenset({layer}))
+                 for layer, t in enumerate(targets.tolist())]
     with _active(model, *edits) as m:
         yield m
 
