@@ -8,7 +8,7 @@ controls it answers; refusal = harmful prompts it refuses vs harmless ones it an
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -177,7 +177,7 @@ def select(model: Model, candidates, answered_means, labelled, scorer: Scorer, c
         rows, direction = sweep(model, candidates[kind], data, scorer, kind, config.kl_threshold,
                                 positions=config.sweep_positions,
                                 offsets=answered_means[kind] if config.affine else None)
-        chosen[kind] = dirs.Direction(**{**direction.__dict__, "prompt_hashes": hashes, "method": config.method})
+        chosen[kind] = replace(direction, prompt_hashes=hashes, method=config.method)
         sweeps[kind] = rows
     return chosen, sweeps
 
@@ -301,8 +301,7 @@ def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dir
     sweep_rows, chosen = sweep(model, candidates, sweep_data(labelled, kind, config), scorer, kind,
                                config.kl_threshold, positions=config.sweep_positions,
                                offsets=means[kind] if config.affine else None)
-    chosen = dirs.Direction(**{**chosen.__dict__, "prompt_hashes": {n: sets[n]["train"].sha256 for n in names},
-                               "method": config.method})
+    chosen = replace(chosen, prompt_hashes={n: sets[n]["train"].sha256 for n in names}, method=config.method)
     dirs.save([chosen], out, {f"{kind}.candidates": candidates})
     atomic_write_json(out / "sweep.json", {"rows": sweep_rows, "strata": weights[kind]})
     return chosen
