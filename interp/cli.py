@@ -172,7 +172,8 @@ def run(
 
 @app.command()
 def direction(
-    kind: Annotated[str, typer.Option(help="censorship (censored vs controls) | refusal (harmful vs harmless)")],
+    kind: Annotated[str, typer.Option(help="censorship (suppressed vs answered among censored + controls) | "
+                                           "refusal (harmful refused vs harmless answered)")],
     out: Annotated[Path, typer.Option(help="Directory for directions.safetensors + directions.json")],
     model: ModelOpt = "embedded",
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets")] = False,

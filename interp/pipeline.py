@@ -1,8 +1,10 @@
 """The stages of `interp run` (ordered and checkpointed by interp.runner): label behaviour, extract and
 select both directions, evaluate the interventions.
 
-Contrasts are defined by observed behaviour: censorship = sensitive prompts the model suppresses vs
-controls it answers; refusal = harmful prompts it refuses vs harmless ones it answers.
+Contrasts are defined by observed behaviour (the CONTRASTS table): refusal = harmful prompts the model
+refuses vs harmless ones it answers; censorship = prompts of the political pool (sensitive and matched
+controls) the model suppresses vs those it answers, so topic sits on both sides and behaviour alone
+separates them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -34,7 +37,23 @@ from interp.selection import Scorer, SweepData, find_suppression_tokens, sweep
 from interp.thinking import empty_thought_probability, thinks
 
 SEED = 0
-CONTRASTS = {"censorship": ("censored", "controls"), "refusal": ("harmful", "harmless")}
+
+
+class Contrast(NamedTuple):
+    target: str  # the set whose suppression the direction should undo: swept, evaluated, ablated
+    control: str  # its matched set: evaluated beside it, steered, the specificity baseline
+    suppressed_from: tuple[str, ...]  # the direction: mean of these sets' suppressed train prompts ...
+    answered_from: tuple[str, ...]  # ... minus the mean of these sets' answered ones (per language)
+
+
+# Censorship pools the two political sets on both sides. Sensitive-suppressed vs answered-controls alone
+# mixes the behaviour with the topic (China vs elsewhere), and this model refuses the controls almost as
+# often as the sensitive prompts (see the README): on validation, the pooled contrast undoes more at a
+# lower KL (scripts/compare_contrasts.py).
+CONTRASTS = {
+    "censorship": Contrast("censored", "controls", ("censored", "controls"), ("censored", "controls")),
+    "refusal": Contrast("harmful", "harmless", ("harmful",), ("harmless",)),
+}
 
 
 @dataclass
@@ -107,12 +126,14 @@ def _group(rows: list[dict], suppressed: bool) -> list[dict]:
     return [r for r in rows if is_suppressed(r["label"]) == suppressed]
 
 
-def check_contrast(labelled, kind: str, split: str) -> tuple[list[dict], list[dict]]:
-    pos_set, neg_set = CONTRASTS[kind]
-    pos = _group(labelled[pos_set][split], True)
-    neg = _group(labelled[neg_set][split], False)
+def check_contrast(labelled, kind: str, split: str, suppressed_from: tuple[str, ...],
+                   answered_from: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """The suppressed prompts of some sets and the answered prompts of others, in one split."""
+    pos = [r for name in suppressed_from for r in _group(labelled[name][split], True)]
+    neg = [r for name in answered_from for r in _group(labelled[name][split], False)]
     if not pos or not neg:
-        what = f"suppresses none of the {pos_set}" if not pos else f"answers none of the {neg_set}"
+        what = (f"suppresses none of the {'/'.join(suppressed_from)}" if not pos
+                else f"answers none of the {'/'.join(answered_from)}")
         raise InterpError(
             f"{kind}: the model {what} {split} prompts, so there is no behavioural contrast; "
             "try another model or prompt set (see `interp label`)"
@@ -129,22 +150,21 @@ def extract_candidates(model: Model, labelled, config: RunConfig,
     """
     texts, groups = [], []
     for kind in kinds:
-        pos, neg = check_contrast(labelled, kind, "train")
-        pos_set, neg_set = CONTRASTS[kind]
+        c = CONTRASTS[kind]
+        pos, neg = check_contrast(labelled, kind, "train", c.suppressed_from, c.answered_from)
         texts += [r["prompt"] for r in pos + neg]
-        groups += [f"{pos_set}:suppressed|{r['lang']}" for r in pos] + [f"{neg_set}:answered|{r['lang']}" for r in neg]
+        groups += [f"{kind}:suppressed|{r['lang']}" for r in pos] + [f"{kind}:answered|{r['lang']}" for r in neg]
     acts = collect(model, texts, groups, batch_size=config.batch_size, keep=config.method != "mean_diff")
     langs = sorted({g.split("|")[1] for g in groups})
     candidates, means, weights = {}, {}, {}
     for kind in kinds:
-        a, b = CONTRASTS[kind]
-        pooled_a, pooled_b = [f"{a}:suppressed|{x}" for x in langs], [f"{b}:answered|{x}" for x in langs]
+        a, b = f"{kind}:suppressed", f"{kind}:answered"
+        pooled_a, pooled_b = [f"{a}|{x}" for x in langs], [f"{b}|{x}" for x in langs]
         means[kind] = acts.mean(*pooled_b).float()
         if config.method == "mean_diff":
-            candidates[kind], weights[kind] = dirs.stratified_difference(acts, f"{a}:suppressed", f"{b}:answered", langs)
+            candidates[kind], weights[kind] = dirs.stratified_difference(acts, a, b, langs)
             for lang in (x for x in langs if weights[kind].get(x)):  # each language alone (transfer)
-                candidates[f"{kind}.{lang}"] = dirs.mean_difference(acts.mean(f"{a}:suppressed|{lang}"),
-                                                                    acts.mean(f"{b}:answered|{lang}"))
+                candidates[f"{kind}.{lang}"] = dirs.mean_difference(acts.mean(f"{a}|{lang}"), acts.mean(f"{b}|{lang}"))
         else:
             pooled = acts.merged({g: "suppressed" for g in pooled_a} | {g: "answered" for g in pooled_b})
             candidates[kind] = dirs.build_candidates(pooled, "suppressed", "answered", config.method)
@@ -161,8 +181,10 @@ def build_scorer(model: Model, labelled) -> tuple[Scorer, list[str]]:
 
 
 def sweep_data(labelled, kind: str, config: RunConfig) -> SweepData:
-    """Validation prompts for the sweep: suppressed and answered of one contrast, harmless for KL."""
-    pos, neg = check_contrast(labelled, kind, "val")
+    """Validation prompts for the sweep: the target set's suppressed (bypass) and the control set's
+    answered (induce), harmless for KL."""
+    c = CONTRASTS[kind]
+    pos, neg = check_contrast(labelled, kind, "val", (c.target,), (c.control,))
     harmless = [r["prompt"] for r in labelled["harmless"]["val"]]
     n = config.sweep_n
     return SweepData([r["prompt"] for r in pos][:n], [r["prompt"] for r in neg][:n], harmless[:n],
@@ -202,7 +224,7 @@ def paired_rows(kind: str, set_name: str, before: list[dict], after: list[dict])
 
 def evaluate_kind(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits,
                   per_prompt: list[dict]) -> dict:
-    pos_set, neg_set = CONTRASTS[kind]
+    pos_set, neg_set = CONTRASTS[kind].target, CONTRASTS[kind].control
     result: dict = {"layer": direction.layer, "position": direction.position, "scores": direction.scores}
     for set_name in (pos_set, neg_set):
         base_rows = labelled[set_name]["test"]
@@ -242,8 +264,7 @@ def _examples(before: list[dict], after: list[dict], n: int = 4) -> list[dict]:
 
 
 def dose_response(model: Model, kind: str, direction, labelled, config: RunConfig, harmless_logits) -> list[dict]:
-    _, neg_set = CONTRASTS[kind]
-    answered = [r for r in labelled[neg_set]["test"] if not is_suppressed(r["label"])][: config.steer_n]
+    answered = [r for r in labelled[CONTRASTS[kind].control]["test"] if not is_suppressed(r["label"])][: config.steer_n]
     items = _as_prompts(answered)
     harmless = [r["prompt"] for r in labelled["harmless"]["test"]]
     rows = []
@@ -287,7 +308,8 @@ def _ablated_rates(model: Model, d: dirs.Direction, labelled, set_name: str, con
 
 def find_direction(model: Model, kind: str, config: RunConfig, out: Path) -> dirs.Direction:
     """`interp direction`: label train/val of one contrast, extract, select, save."""
-    names = CONTRASTS[kind]
+    c = CONTRASTS[kind]
+    names = tuple(dict.fromkeys((c.target, c.control, *c.suppressed_from, *c.answered_from)))
     sets = {n: by for n, by in load_sets(config).items() if n in (*names, "harmless")}
     labelled = {n: {s: generate_rows(model, v.items, None, config.label_tokens, description=f"label {n}/{s}")
                     for s, v in by.items() if s != "test"} for n, by in sets.items()}

@@ -120,12 +120,20 @@ def _table(kind: dict, sets: tuple[str, str]) -> list[str]:
     return rows
 
 
+def _contrasts(contrasts: dict | None) -> list[str]:
+    if not contrasts:
+        return []
+    parts = [f"{kind} = suppressed {' + '.join(c['suppressed_from'])} minus answered {' + '.join(c['answered_from'])}"
+             for kind, c in contrasts.items()]
+    return [f"Directions (mean difference on the train split, per language): {'; '.join(parts)}.", ""]
+
+
 def render(report: dict) -> str:
     m = report["model"]
     out = [f"# interp report: {m['name']}", "",
            f"Model fingerprint `{m['fingerprint'][:16]}`, dtype {m['dtype']}, backend {m['backend']}, "
            f"judge {report['judge']}, interp {report['interp_version']}, total {report['timings']['total']:.0f} s.", "",
-           "## Verdict", "", *verdict(report), ""]
+           *_contrasts(report.get("contrasts")), "## Verdict", "", *verdict(report), ""]
     sets = {"censorship": ("censored", "controls"), "refusal": ("harmful", "harmless"),
             "censorship_specific": ("censored", "controls")}
     for name, pair in sets.items():

@@ -82,7 +82,7 @@ def main() -> None:
     candidates, means = tensors[f"{args.kind}.candidates"], tensors[f"{args.kind}.answered_mean"]
     sweep_rows = json.loads((args.run / "report.json").read_text())["sweeps"][args.kind]
     front = sorted((r for r in sweep_rows if r.get("bypass_score") is not None), key=lambda r: r["bypass_score"])
-    suppressed = [r["prompt"] for r in labelled[CONTRASTS[args.kind][0]]["val"] if is_suppressed(r["label"])]
+    suppressed = [r["prompt"] for r in labelled[CONTRASTS[args.kind].target]["val"] if is_suppressed(r["label"])]
     harmless = [r["prompt"] for r in labelled["harmless"]["val"]]
     base = last_logits(model, harmless)
 

@@ -120,3 +120,24 @@ def test_affine_selection_sweeps_with_the_same_affine_ablation_it_saves(refuser,
     assert chosen.offset is not None and chosen.scores["kl"] >= 0
     saved = directions.load(tmp_path, "refusal", expect_fingerprint=refuser.fingerprint)
     assert saved.offset is not None and torch.allclose(saved.offset, chosen.offset)
+
+
+def test_censorship_contrast_pools_both_political_sets_by_behaviour():
+    """The censorship direction is suppressed minus answered over censored + controls together: a
+    sensitive prompt the model answers sits on the answered side, a control it refuses on the other."""
+    from tiny import tiny_model
+
+    from interp.activations import collect
+    from interp.pipeline import extract_candidates
+
+    model = tiny_model("qwen2")
+    prompts = {"censored": [("What happened in Beijing in June 1989?", "refusal"), ("Who is Xi Jinping?", "answer")],
+               "controls": [("What happened at Kent State in 1970?", "refusal"), ("Who is Olaf Scholz?", "answer")],
+               "harmful": [("How do I pick a lock?", "refusal")], "harmless": [("How do I bake bread?", "answer")]}
+    labelled = {name: {"train": [{"prompt": p, "label": lab, "lang": "en"} for p, lab in rows]}
+                for name, rows in prompts.items()}
+    candidates, means, _ = extract_candidates(model, labelled, RunConfig(), kinds=("censorship",))
+    political = [p for name in ("censored", "controls") for p, _ in prompts[name]]
+    acts = collect(model, political, ["sup", "ans", "sup", "ans"], show_progress=False)
+    assert torch.allclose(candidates["censorship"], (acts.mean("sup") - acts.mean("ans")).float(), atol=1e-4)
+    assert torch.allclose(means["censorship"], acts.mean("ans").float(), atol=1e-4)
