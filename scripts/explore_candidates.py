@@ -127,7 +127,7 @@ def plot(result: dict, out_dir: Path) -> None:
         ax.set_ylabel("share of suppression undone (validation)")
         ax.set_title(f"{result['kind']} front-runners: {result['n_suppressed_val']} suppressed, "
                      f"{result['n_harmless_val']} harmless prompts")
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="lower left")
         save(fig, out_dir, f"explore_{result['kind']}")
 
 

@@ -161,9 +161,6 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
     assert abs(a["ablated"]["suppression_rate"] - b["ablated"]["suppression_rate"]) <= 1 / a["ablated"]["n"] + 1e-9
 
 
-@pytest.mark.xfail(strict=True, reason="since the sweep confirms KL on 32 more harmless prompts, the KL-passing "
-                   "pick at per_split=40 no longer beats all 10 random directions on first-token score "
-                   "(0.30 vs best random 0.25); open in issue 5's note")
 def test_selected_censorship_direction_beats_ten_random_directions(tmp_path):
     """`interp direction --kind censorship` with the full selection settings (every layer x position,
     8 validation prompts a group) on 40 prompts a split: the chosen direction, ablated everywhere, must
