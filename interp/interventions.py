@@ -23,6 +23,13 @@ from interp.models import Model
 def _check(model: Model, direction: Direction) -> None:
     if direction.d_model != model.d_model:
         raise InterpError(f"direction has d_model {direction.d_model}, the model has {model.d_model}")
+    offset = direction.offset
+    if offset is None:
+        return
+    rows = offset.reshape(-1, offset.shape[-1]).shape[0]
+    if offset.shape[-1] != model.d_model or 1 < rows < model.n_layers:
+        raise InterpError(f"direction offset has shape {tuple(offset.shape)}: give one [d_model] target or one "
+                          f"per block ([>= {model.n_layers}, {model.d_model}])")
 
 
 def project_out(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

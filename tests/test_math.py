@@ -144,6 +144,17 @@ def test_affine_ablation_uses_each_blocks_own_mean(tiny, prompts):
         torch.testing.assert_close(x.float() @ d.unit, torch.full(x.shape[:2], want), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("shape", [(2, None), (1, 7)])
+def test_an_offset_of_the_wrong_shape_is_a_one_line_error(tiny, shape):
+    """Neither one target nor one per block (here 2 rows for a deeper model), or the wrong width."""
+    d = random_direction(tiny)
+    rows, width = shape
+    offset = torch.zeros(rows, width or tiny.d_model)
+    with pytest.raises(InterpError, match="offset has shape"), ablate(tiny, Direction(
+            d.unit, d.raw, d.layer, -1, "censorship", tiny.fingerprint, offset=offset)):
+        pass
+
+
 def test_stratified_difference_removes_a_language_confound():
     """Suppressed prompts mostly English, answered mostly Chinese: pooling finds 'language', strata do not."""
     from interp.activations import Activations
