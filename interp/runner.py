@@ -104,9 +104,9 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
     sets = load_sets(config)
     hashes = {name: by["train"].sha256 for name, by in sets.items()}
     config_dict = {k: v for k, v in config.__dict__.items() if k != "timings"}
+    contrasts = {kind: c._asdict() for kind, c in CONTRASTS.items()}
     identity = {"model": model.fingerprint, "dtype": model.dtype_name, "backend": model.backend_name,
-                "config": config_dict, "prompt_sets": hashes,
-                "contrasts": {kind: c._asdict() for kind, c in CONTRASTS.items()}}
+                "config": config_dict, "prompt_sets": hashes, "contrasts": contrasts}
     ckpt = Checkpoint(out, identity, resume)
     config.timings = dict(ckpt.timings, load=round(load_seconds, 2))
     if ckpt.done("label"):
@@ -156,7 +156,7 @@ def run(model: Model, out: Path, config: RunConfig, load_seconds: float = 0.0, r
         "cosine_selected": chosen["censorship"].cosine(chosen["refusal"]),
         "sweeps": sweeps,
         "suppression_tokens": token_strings,
-        "contrasts": {kind: c._asdict() for kind, c in CONTRASTS.items()},
+        "contrasts": contrasts,
         "contrast_strata": strata,
         "model": model.describe(),
         "interp_version": interp.__version__,
