@@ -31,3 +31,10 @@ def tiny(family, backend):
 @pytest.fixture
 def prompts():
     return list(PROMPTS)
+
+
+@pytest.fixture(scope="session")
+def refuser():
+    from tiny import tiny_refuser
+
+    return tiny_refuser()

@@ -3,25 +3,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny import tiny_config
 
 from interp.errors import InterpError
-from interp.pipeline import RunConfig, load_sets
+from interp.pipeline import RunConfig
 from interp.runner import run
-
-
-def tiny_config() -> RunConfig:
-    config = RunConfig.make(quick=True)
-    config.per_split, config.label_tokens, config.coefs, config.steer_n, config.ce_n = 4, 12, (0.0, 1.0), 2, 2
-    return config
-
-
-@pytest.fixture(scope="module")
-def refuser():
-    from tiny import trained_refuser
-
-    sets = load_sets(tiny_config())
-    texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}
-    return trained_refuser(texts["censored"] + texts["harmful"], texts["controls"] + texts["harmless"])
 
 
 def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):

@@ -83,3 +83,21 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
 
     model.fingerprint = fingerprint_module(hf)
     return model
+
+
+def tiny_config():
+    """The `--quick` run configuration shrunk further for tiny models: seconds per stage."""
+    from interp.pipeline import RunConfig
+
+    config = RunConfig.make(quick=True)
+    config.per_split, config.label_tokens, config.coefs, config.steer_n, config.ce_n = 4, 12, (0.0, 1.0), 2, 2
+    return config
+
+
+def tiny_refuser() -> Model:
+    """The tiny model trained to refuse the quick run's censored and harmful prompts and answer the rest."""
+    from interp.pipeline import load_sets
+
+    sets = load_sets(tiny_config())
+    texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}
+    return trained_refuser(texts["censored"] + texts["harmful"], texts["controls"] + texts["harmless"])
