@@ -14,10 +14,8 @@ from pathlib import Path
 
 import torch
 
-from interp import prompts as P
-from interp.activations import collect
-from interp.generation import length_batches
-from interp.models import load_model
+from interp import collect, load_model, load_prompts
+from interp.core.generation import length_batches
 
 
 def hf_body(model, texts, batch_size):
@@ -45,7 +43,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
-    texts = P.load("censored", "train").head(args.n).texts
+    texts = load_prompts("censored", "train").head(args.n).texts
     rows = []
     for dtype in args.dtype:
         model = load_model(args.model, dtype=dtype)

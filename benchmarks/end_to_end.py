@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from interp import RunDir
+
 
 def one_run(model: str, full: bool, cache: str, out: Path) -> dict:
     env = dict(os.environ, INTERP_CACHE=cache)
@@ -25,7 +27,7 @@ def one_run(model: str, full: bool, cache: str, out: Path) -> dict:
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    return {"wall_seconds": round(wall, 1), "stages": json.loads((out / "report.json").read_text())["timings"]}
+    return {"wall_seconds": round(wall, 1), "stages": RunDir(out).report().timings}
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from interp import prompts as P
-from interp.generation import length_batches
-from interp.models import DTYPES, load_model
+from interp import load_model, load_prompts
+from interp.core.generation import length_batches
+from interp.core.model import DTYPES
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
-    texts = P.load("censored", "train").head(args.n).texts
+    texts = load_prompts("censored", "train").head(args.n).texts
     peak = matmul_peak(DTYPES[args.dtype])
     rows = []
     for spec in args.models:

@@ -14,15 +14,13 @@ from pathlib import Path
 
 os.environ["INTERP_NO_COMPLETION_CACHE"] = "1"  # time generation, not the completion cache
 
-from interp import prompts as P  # noqa: E402
-from interp.generation import complete  # noqa: E402
-from interp.judge import label  # noqa: E402
-from interp.models import load_model  # noqa: E402
+from interp import complete, load_model, load_prompts  # noqa: E402
+from interp.behaviour.judge import label, verdict_certain  # noqa: E402
 
 
 def timed_run(model, texts, tokens, batch, stop) -> dict:
     start = time.perf_counter()
-    out = complete(model, texts, tokens, batch_size=batch, stop_on_verdict=stop, show_progress=False)
+    out = complete(model, texts, tokens, batch_size=batch, stop=verdict_certain if stop else None, show_progress=False)
     seconds = time.perf_counter() - start
     new_tokens = sum(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in out)
     return {"seconds": seconds, "new_tokens": new_tokens, "prompts_per_s": len(texts) / seconds,
@@ -38,9 +36,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 32, 64])
     args = parser.parse_args()
     half = args.n // 2  # half sensitive (often stopped early), half harmless (run the full budget)
-    texts = P.load("censored", "test").head(half).texts + P.load("harmless", "test").head(args.n - half).texts
+    texts = load_prompts("censored", "test").head(half).texts + load_prompts("harmless", "test").head(args.n - half).texts
     model = load_model(args.model, dtype=args.dtype)
-    complete(model, texts[:2], 4, batch_size=2, show_progress=False)  # warm-up
+    complete(model, texts[:2], 4, batch_size=2, stop=verdict_certain, show_progress=False)  # warm-up
     naive = timed_run(model, texts, args.tokens, 1, False)
     rows = {"naive (batch 1, full budget)": naive}
     for batch in args.batches:

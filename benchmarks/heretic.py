@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from interp import prompts as P
-from interp.judge import label
+from interp import Prompt, PromptSet, load_prompts
+from interp.behaviour.judge import label
 
 HERE = Path(__file__).parent
 DRIVER = HERE / "heretic_config" / "driver.py"
@@ -44,8 +44,8 @@ def model_dir(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path.resolve()
-    from interp.embedded import EMBEDDED
-    from interp.models import embedded_dir
+    from interp.core.embedded import EMBEDDED
+    from interp.core.model import embedded_dir
 
     if spec in EMBEDDED:
         return embedded_dir(spec)
@@ -94,11 +94,11 @@ def write_config(path: Path, settings: dict, tables: dict[str, dict]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def prompt_sets(n: int, lang: str, splits=("train", "val", "test")) -> dict[str, P.PromptSet]:
+def prompt_sets(n: int, lang: str, splits=("train", "val", "test")) -> dict[str, PromptSet]:
     sets = {}
     for name in ("harmful", "harmless"):
         for split in splits:
-            chosen = P.load(name, split)
+            chosen = load_prompts(name, split)
             if lang != "all":
                 chosen = chosen.by_lang(lang)
             sets[f"{name}_{split}"] = chosen.head(n) if n else chosen
@@ -129,7 +129,7 @@ def _diff(at, a, b):
     return at[b] - at[a] if a in at and b in at else None
 
 
-def judge(items: list[P.Prompt], responses: list[str]) -> dict:
+def judge(items: list[Prompt], responses: list[str]) -> dict:
     """interp's marker judge (label()) on heretic's responses: counts overall and per language."""
     labels = [label(r, p.lang, p.prompt) for p, r in zip(items, responses, strict=True)]
     out = {}
@@ -277,7 +277,7 @@ def analyse(run: Path, max_kl: float) -> dict:
     search = [e for e in events if e.get("phase", "search") == "search"]
     rescore = [e for e in events if e.get("phase") == "rescore"]
 
-    def rows(phase_events: list[dict], items: list[P.Prompt]) -> list[dict]:
+    def rows(phase_events: list[dict], items: list[Prompt]) -> list[dict]:
         """Baseline first, then one row per scored abliteration, in order."""
         langs = sorted({p.lang for p in items})
         calls = [e for e in phase_events if e["event"] == "refusals"]

@@ -17,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         os.environ["INTERP_CACHE"] = cache
-        from interp.models import load_model
+        from interp import load_model
 
         timings = {}
         for phase in ("cold", "warm", "warm_again"):

@@ -15,16 +15,13 @@ from pathlib import Path
 
 os.environ["INTERP_NO_COMPLETION_CACHE"] = "1"
 
-from safetensors.torch import load_file  # noqa: E402
-
-from interp.directions import Direction, unit  # noqa: E402
-from interp.generation import complete  # noqa: E402
-from interp.interventions import ablate  # noqa: E402
-from interp.judge import is_suppressed, label  # noqa: E402
-from interp.models import load_model  # noqa: E402
-from interp.pipeline import RunConfig, sweep_data  # noqa: E402
-from interp.runner import _labels  # noqa: E402
-from interp.selection import Scorer, sweep  # noqa: E402
+from interp import Direction, RunConfig, RunDir, ablate, complete, load_model  # noqa: E402
+from interp.behaviour.judge import is_suppressed, label, verdict_certain  # noqa: E402
+from interp.core.directions import unit  # noqa: E402
+from interp.core.selection import Scorer, sweep  # noqa: E402
+from interp.study.config import contrast  # noqa: E402
+from interp.study.records import SuppressionTokens  # noqa: E402
+from interp.study.stages.select import sweep_data  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +33,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     args = parser.parse_args()
     model = load_model(args.model)
-    labelled = _labels(args.run)
-    candidates = load_file(str(args.run / "candidates.safetensors"))[f"{args.kind}.candidates"]
-    scorer = Scorer(json.loads((args.run / "scorer.json").read_text())["token_ids"])
-    data = sweep_data(labelled, args.kind, RunConfig())
+    run = RunDir(args.run)
+    candidates = run.candidates()[0][f"{args.kind}.candidates"]
+    scorer = Scorer(list(run.read("scorer", SuppressionTokens).token_ids))
+    data = sweep_data(run.labels(), contrast(args.kind), RunConfig())
 
     start = time.perf_counter()
     rows, chosen = sweep(model, candidates, data, scorer, args.kind, show_progress=False)
@@ -51,7 +48,8 @@ def main() -> None:
     for r in picks:
         raw = candidates[r["layer"], r["position"]]
         with ablate(model, Direction(unit(raw), raw, r["layer"], r["position"], args.kind, model.fingerprint)):
-            texts = complete(model, data.suppressed + data.harmless, args.tokens, show_progress=False)
+            texts = complete(model, data.suppressed + data.harmless, args.tokens, stop=verdict_certain,
+                             show_progress=False)
         r["generated_suppression"] = sum(is_suppressed(label(t)) for t in texts[: len(data.suppressed)]) / len(data.suppressed)
     per_candidate = (time.perf_counter() - start) / len(picks)
     generation_seconds = per_candidate * len(scored)

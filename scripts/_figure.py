@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.figures import FIGURES, make_all
+from interp.study.figures import FIGURES, make_all
 
 
 def main(only: list[str] | None = None) -> None:

@@ -22,15 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("INTERP_NO_COMPLETION_CACHE", "1")
 
-from interp.activations import collect  # noqa: E402
-from interp.atomic import atomic_write_json  # noqa: E402
-from interp.directions import Direction, stratified_difference, unit  # noqa: E402
-from interp.generation import complete  # noqa: E402
-from interp.interventions import ablate  # noqa: E402
-from interp.judge import is_suppressed, label  # noqa: E402
-from interp.models import load_model  # noqa: E402
-from interp.runner import _labels  # noqa: E402
-from interp.selection import last_logits, mean_kl  # noqa: E402
+from interp import Direction, RunDir, ablate, collect, complete, last_logits, load_model, mean_kl  # noqa: E402
+from interp.behaviour.judge import is_suppressed, label, verdict_certain  # noqa: E402
+from interp.core.directions import stratified_difference, unit  # noqa: E402
+from interp.study.records import Labels  # noqa: E402
 
 CONTRASTS = {  # name -> (sets whose suppressed prompts, sets whose answered prompts)
     "topic": (("censored",), ("controls",)),
@@ -39,11 +34,11 @@ CONTRASTS = {  # name -> (sets whose suppressed prompts, sets whose answered pro
 }
 
 
-def candidates(model, labelled) -> dict:
+def candidates(model, labels: Labels) -> dict:
     """[layer, pos, d] mean differences of every contrast, from one activation pass over the train split."""
-    rows = [(name, r) for name in ("censored", "controls") for r in labelled[name]["train"]]
-    groups = [f"{name}:{'suppressed' if is_suppressed(r['label']) else 'answered'}|{r['lang']}" for name, r in rows]
-    acts = collect(model, [r["prompt"] for _, r in rows], groups)
+    rows = [r for name in ("censored", "controls") for r in labels.rows(name, "train")]
+    groups = [f"{r.set}:{'suppressed' if is_suppressed(r.label) else 'answered'}|{r.lang}" for r in rows]
+    acts = collect(model, [r.prompt for r in rows], groups)
     langs = sorted({g.split("|")[1] for g in groups})
     out = {}
     for name, (sup_sets, ans_sets) in CONTRASTS.items():
@@ -63,11 +58,12 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model(args.model)
-    labelled = _labels(args.run)
-    cands = candidates(model, labelled)
-    suppressed = {s: [r["prompt"] for r in labelled[s]["val"] if is_suppressed(r["label"])] for s in ("censored", "controls")}
-    harmless_val = [r["prompt"] for r in labelled["harmless"]["val"]]
-    harmless = harmless_val + [r["prompt"] for r in labelled["harmless"]["train"]]
+    run = RunDir(args.run)
+    labels = run.labels()
+    cands = candidates(model, labels)
+    suppressed = {s: [r.prompt for r in labels.rows(s, "val") if is_suppressed(r.label)] for s in ("censored", "controls")}
+    harmless_val = [r.prompt for r in labels.rows("harmless", "val")]
+    harmless = harmless_val + [r.prompt for r in labels.rows("harmless", "train")]
     base = last_logits(model, harmless)
     n_val = len(harmless_val)
     rows = []
@@ -80,14 +76,14 @@ def main() -> None:
                        "cosine_with_topic": float(unit(raw) @ unit(cands["topic"][layer, pos]))}
                 with ablate(model, d):
                     for s, prompts in suppressed.items():
-                        texts = complete(model, prompts, args.tokens, show_progress=False)
+                        texts = complete(model, prompts, args.tokens, stop=verdict_certain, show_progress=False)
                         row[f"undone_{s}_val"] = 1 - sum(is_suppressed(label(t)) for t in texts) / len(texts)
                     logits = last_logits(model, harmless)
                 row["kl_harmless_val"] = mean_kl(base[:n_val], logits[:n_val])
                 row["kl_harmless_train_val"] = mean_kl(base, logits)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    atomic_write_json(args.run / "compare_contrasts.json", {
+    run.write_json("compare_contrasts", {
         "model": args.model, "dtype": model.dtype_name, "contrasts": {k: list(map(list, v)) for k, v in CONTRASTS.items()},
         "n_suppressed_val": {s: len(p) for s, p in suppressed.items()},
         "n_harmless": {"val": n_val, "train_val": len(harmless)}, "rows": rows})

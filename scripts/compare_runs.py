@@ -5,9 +5,11 @@ by more than the tolerance."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from interp import RunDir
+from interp.study.config import KINDS
 
 
 def main() -> None:
@@ -15,21 +17,21 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs=2)
     parser.add_argument("--tolerance", type=float, default=0.02, help="largest allowed rate difference")
     args = parser.parse_args()
-    a, b = (json.loads((run / "report.json").read_text()) for run in args.runs)
+    a, b = (RunDir(run).report() for run in args.runs)
     ok = True
-    for kind in ("censorship", "refusal", "censorship_specific"):
-        ka, kb = a["kinds"][kind], b["kinds"][kind]
-        same = (ka["layer"], ka["position"]) == (kb["layer"], kb["position"])
+    for kind in KINDS:
+        ka, kb = a.kinds[kind], b.kinds[kind]
+        same = (ka.layer, ka.position) == (kb.layer, kb.position)
         ok &= same
-        print(f"{kind}: pick {ka['layer']}/{ka['position']} vs {kb['layer']}/{kb['position']} {'same' if same else 'DIFFERENT'}; "
-              f"KL {ka['kl_harmless']:.3f} vs {kb['kl_harmless']:.3f}")
-        for set_name in (s for s in ("censored", "controls", "harmful", "harmless") if s in ka):
+        print(f"{kind}: pick {ka.layer}/{ka.position} vs {kb.layer}/{kb.position} {'same' if same else 'DIFFERENT'}; "
+              f"KL {ka.kl_harmless:.3f} vs {kb.kl_harmless:.3f}")
+        for set_name in (s for s in ("censored", "controls", "harmful", "harmless") if s in ka.sets):
             for when in ("baseline", "ablated"):
-                for lang, ra in ka[set_name][when].items():
-                    x, y = ra["suppression_rate"], kb[set_name][when][lang]["suppression_rate"]
+                for lang, ra in getattr(ka.sets[set_name], when).items():
+                    x, y = ra.suppression_rate, getattr(kb.sets[set_name], when)[lang].suppression_rate
                     flag = "" if abs(x - y) <= args.tolerance + 1e-9 else "  <-- apart"
                     ok &= not flag
-                    print(f"  {set_name:9} {when:8} {lang:3} n={ra['n']:3} {100 * x:5.1f}% vs {100 * y:5.1f}%{flag}")
+                    print(f"  {set_name:9} {when:8} {lang:3} n={ra.n:3} {100 * x:5.1f}% vs {100 * y:5.1f}%{flag}")
     print("MATCH" if ok else "DIFFER")
     sys.exit(0 if ok else 1)
 

@@ -22,21 +22,16 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("INTERP_NO_COMPLETION_CACHE", "1")
 
-from safetensors.torch import load_file  # noqa: E402
-
-from interp.atomic import atomic_write_json  # noqa: E402
-from interp.backends import Edit  # noqa: E402
-from interp.directions import Direction, unit  # noqa: E402
-from interp.generation import complete  # noqa: E402
-from interp.interventions import _active, ablate, project_out  # noqa: E402
-from interp.judge import is_suppressed, label  # noqa: E402
-from interp.models import load_model  # noqa: E402
-from interp.pipeline import CONTRASTS  # noqa: E402
-from interp.runner import _labels  # noqa: E402
-from interp.selection import last_logits, mean_kl  # noqa: E402
+from interp import Direction, Edit, RunDir, ablate, complete, last_logits, load_model, mean_kl  # noqa: E402
+from interp.behaviour.judge import is_suppressed, label, verdict_certain  # noqa: E402
+from interp.core.directions import unit  # noqa: E402
+from interp.core.interventions import edited, project_out  # noqa: E402
+from interp.study.config import contrast  # noqa: E402
+from interp.study.records import SweepRow  # noqa: E402
 
 
 def variant(name: str, raw, means, layer: int, position: int, kind: str, fingerprint: str) -> Direction:
@@ -53,11 +48,11 @@ def _edited(model, d: Direction, name: str):
     u = d.unit.to(model.device)
     if name.startswith("window"):
         start, stop = (int(x) for x in name.split(":")[1:])
-        return _active(model, Edit("resid_pre", lambda x: project_out(x, u), layers=frozenset({start})),
-                       Edit("write", lambda x: project_out(x, u), layers=frozenset(range(start, stop))))
+        return edited(model, Edit("resid_pre", lambda x: project_out(x, u), layers=frozenset({start})),
+                      Edit("write", lambda x: project_out(x, u), layers=frozenset(range(start, stop))))
     if name.startswith("scale"):
         s = float(name.split(":")[1])
-        return _active(model, Edit("write", lambda x: (x.float() - s * (x.float() @ u)[..., None] * u).to(x.dtype)))
+        return edited(model, Edit("write", lambda x: (x.float() - s * (x.float() @ u)[..., None] * u).to(x.dtype)))
     return ablate(model, d)
 
 
@@ -72,28 +67,29 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from RUN/explore_<kind>.json")
     parser.add_argument("--figures", type=Path, default=Path("figures"))
     args = parser.parse_args()
+    run = RunDir(args.run)
     if args.plot_only:
-        plot(json.loads((args.run / f"explore_{args.kind}.json").read_text()), args.figures)
+        plot(run.read(f"explore_{args.kind}", dict[str, Any]), args.figures)
         return
 
     model = load_model(args.model)
-    labelled = _labels(args.run)
-    tensors = load_file(str(args.run / "candidates.safetensors"))
+    labels = run.labels()
+    tensors, _ = run.candidates()
     candidates, means = tensors[f"{args.kind}.candidates"], tensors[f"{args.kind}.answered_mean"]
-    sweep_rows = json.loads((args.run / "report.json").read_text())["sweeps"][args.kind]
-    front = sorted((r for r in sweep_rows if r.get("bypass_score") is not None), key=lambda r: r["bypass_score"])
-    suppressed = [r["prompt"] for r in labelled[CONTRASTS[args.kind].target]["val"] if is_suppressed(r["label"])]
-    harmless = [r["prompt"] for r in labelled["harmless"]["val"]]
+    sweep_rows = run.read("sweeps", dict[str, tuple[SweepRow, ...]])[args.kind]
+    front = sorted((r for r in sweep_rows if r.bypass_score is not None), key=lambda r: r.bypass_score)
+    suppressed = [r.prompt for r in labels.rows(contrast(args.kind).target, "val") if is_suppressed(r.label)]
+    harmless = [r.prompt for r in labels.rows("harmless", "val")]
     base = last_logits(model, harmless)
 
     rows = []
     for r in front[: args.top]:
-        layer, pos = r["layer"], r["position"]
+        layer, pos = r.layer, r.position
         for name in args.variants:
             d = variant(name, candidates[layer, pos], means[:, pos], layer, pos, args.kind, model.fingerprint)
             start = time.perf_counter()
             with _edited(model, d, name):
-                texts = complete(model, suppressed, args.tokens, show_progress=False)
+                texts = complete(model, suppressed, args.tokens, stop=verdict_certain, show_progress=False)
                 kl = mean_kl(base, last_logits(model, harmless))
             still = sum(is_suppressed(label(t)) for t in texts) / len(texts)
             row = {"layer": layer, "position": pos, "variant": name, "still_suppressed": still,
@@ -102,7 +98,7 @@ def main() -> None:
             rows.append(row)
     result = {"model": args.model, "dtype": model.dtype_name, "kind": args.kind,
               "n_suppressed_val": len(suppressed), "n_harmless_val": len(harmless), "rows": rows}
-    atomic_write_json(args.run / f"explore_{args.kind}.json", result)
+    run.write_json(f"explore_{args.kind}", result)
     plot(result, args.figures)
 
 
@@ -110,7 +106,7 @@ def plot(result: dict, out_dir: Path) -> None:
     """Share of suppression undone vs harmless KL, one marker per ablation variant, with the target region."""
     import matplotlib.pyplot as plt
 
-    from interp.figures import STYLE, save
+    from interp.study.figures import STYLE, save
 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6, 4))

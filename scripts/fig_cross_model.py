@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.figures import make_cross_model
+from interp.study.figures import make_cross_model
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Compare layer sweeps (by depth) and before/after across runs.")

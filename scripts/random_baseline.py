@@ -9,30 +9,28 @@ from pathlib import Path
 
 import torch
 
-from interp import directions as dirs
-from interp import prompts as P
-from interp.evaluate import random_like
-from interp.interventions import ablate
-from interp.judge import is_suppressed
-from interp.models import load_model
-from interp.selection import Scorer, last_logits
-
-SETS = {"censorship": "censored", "refusal": "harmful", "censorship_specific": "censored"}
+from interp import RunDir, ablate, last_logits, load_model, load_prompts
+from interp.behaviour.judge import is_suppressed
+from interp.core.directions import random_like
+from interp.core.selection import Scorer
+from interp.study.config import KINDS, contrast
+from interp.study.records import SuppressionTokens
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--kind", default="censorship", choices=sorted(SETS))
+    parser.add_argument("--kind", default="censorship", choices=sorted(KINDS))
     parser.add_argument("--n", type=int, default=10, help="random directions")
     args = parser.parse_args()
-    report = json.loads((args.run_dir / "report.json").read_text())
-    model = load_model(report["model"]["spec"], dtype=report["model"]["dtype"], backend=report["model"]["backend"])
-    direction = dirs.load(args.run_dir, args.kind, expect_fingerprint=model.fingerprint)
-    scorer = Scorer(json.loads((args.run_dir / "scorer.json").read_text())["token_ids"])
-    labels = [json.loads(line) for line in (args.run_dir / "labels.jsonl").read_text().splitlines()]
-    test = [r["prompt"] for r in labels if r["set"] == SETS[args.kind] and r["split"] == "test" and is_suppressed(r["label"])]
-    test = test or P.load(SETS[args.kind], "test").texts
+    run = RunDir(args.run_dir)
+    info = run.report().model
+    model = load_model(info.spec, dtype=info.dtype, backend=info.backend)
+    direction = run.direction(args.kind, model.fingerprint)
+    scorer = Scorer(list(run.read("scorer", SuppressionTokens).token_ids))
+    target = contrast(args.kind).target
+    test = [r.prompt for r in run.labels().rows(target, "test") if is_suppressed(r.label)]
+    test = test or load_prompts(target, "test").texts
 
     def score() -> float:
         return float(scorer.score(last_logits(model, test)).mean())

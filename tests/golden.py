@@ -26,8 +26,11 @@ def flatten(value, path: str = "") -> dict[str, float | int | str | None]:
         for i, item in enumerate(value):
             out |= flatten(item, f"{path}.{i}")
         return out
-    return {path: value}
+    return {} if value is None else {path: value}  # an absent optional field and a null one read the same
 
 
 def numbers(report_json: Path) -> dict:
-    return flatten(json.loads(Path(report_json).read_text()))
+    """The pinned leaves of a report.json; a schema-1 report is read in schema 2's shape first."""
+    from interp.study.records import upgrade
+
+    return flatten(upgrade(json.loads(Path(report_json).read_text())))

@@ -7,7 +7,8 @@ import sys
 import pytest
 from transformers import AutoModelForCausalLM
 
-from interp.pipeline import RunConfig, load_sets
+from interp.study.config import RunConfig
+from interp.study.stages.label import load_sets
 
 
 def interp(*args: str) -> subprocess.CompletedProcess:
@@ -31,7 +32,7 @@ def test_direction_evaluate_export_commands(model_dir, tmp_path):
     result = interp("direction", "--model", str(model_dir), "--kind", "refusal", "--quick", "--dtype", "fp32",
                     "--out", str(tmp_path / "dir"))
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "dir" / "directions.safetensors").is_file() and (tmp_path / "dir" / "sweep.json").is_file()
+    assert (tmp_path / "dir" / "directions.safetensors").is_file() and (tmp_path / "dir" / "sweeps.json").is_file()
 
     prompts = tmp_path / "p.jsonl"
     sets = load_sets(RunConfig.make(quick=True))
@@ -60,7 +61,7 @@ def test_evaluate_refuses_a_direction_from_another_model(model_dir, tmp_path):
     from test_math import random_direction
     from tiny import tiny_model
 
-    from interp import directions
+    from interp.core import directions
 
     directions.save([random_direction(tiny_model("qwen2"), kind="refusal")], tmp_path / "other")
     result = interp("evaluate", "--model", str(model_dir), "--direction", str(tmp_path / "other"), "--kind", "refusal",

@@ -4,10 +4,10 @@ import sys
 
 import pytest
 
-from interp import embedded
-from interp.embedded import EmbeddedModel, Part
-from interp.errors import InterpError
-from interp.models import find_post_instruction_ids, load_model
+from interp.core import embedded
+from interp.core.embedded import EmbeddedModel, Part
+from interp.core.errors import InterpError
+from interp.core.model import find_post_instruction_ids, load_model
 
 
 @pytest.fixture

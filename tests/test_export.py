@@ -3,8 +3,8 @@ from test_math import random_direction
 from tiny import tiny_model
 from transformers import AutoModelForCausalLM
 
-from interp.export import export_hf
-from interp.interventions import ablate
+from interp.core.export import export_hf
+from interp.core.interventions import ablate
 
 
 def test_export_reloads_and_equals_hook_ablation(tmp_path):

@@ -1,41 +1,49 @@
 """Figures from a small synthetic run directory: no model anywhere in this file."""
 
-import json
 import subprocess
 import sys
 
 import torch
 from safetensors.torch import save_file
 
-from interp import figures
+from interp.study import figures
 
 
 def synthetic_run(path):
+    """A run directory written through RunDir from typed records, with made-up numbers."""
+    from interp.study import records as R
+    from interp.study.config import CONTRASTS, RunConfig
+    from interp.study.rundir import RunDir
+
     layers, pos, d = 6, 3, 8
     g = torch.Generator().manual_seed(0)
-    rates = {"suppression_rate": 0.6, "refusal_rate": 0.5, "deflection_rate": 0.1, "fact_recall": 0.2, "n": 10}
-    kind = {
-        "layer": 2, "position": -1, "baseline": rates, "ablated": dict(rates, suppression_rate=0.1),
-        "kl_harmless": 0.05, "random_baseline": rates,
-        "steering": [{"coef": c, "suppression_rate": c / 2, "kl_harmless": c / 10, "n": 8} for c in (0, 1, 2)],
-    }
-    sweeps = [{"layer": L, "position": p - pos, "bypass_score": -L + p, "induce_score": L / 2, "kl": 0.01 * L}
-              for L in range(5) for p in range(pos)]
-    report = {
-        "model": {"name": "Tiny", "dtype": "fp32", "n_layers": layers}, "config": {"kl_threshold": 0.1},
-        "kinds": {"censorship": kind, "refusal": kind}, "sweeps": {"censorship": sweeps, "refusal": sweeps},
-        "cosine_censorship_refusal": [0.1 * i for i in range(layers)],
-        "projections": [{"set": s, "label": lab, "lang": lang, "censorship": float(i), "refusal": -float(i)}
-                        for i, (s, lab, lang) in enumerate([("censored", "refusal", "en"), ("controls", "answer", "zh")] * 5)],
-        "logit_lens": {k: {"promoted": ["I", "Sorry"], "suppressed": ["The", "Sure"]} for k in ("censorship", "refusal")},
-    }
-    (path / "report.json").write_text(json.dumps(report))
-    save_file({f"{k}.candidates": torch.randn(layers, pos, d, generator=g) for k in ("censorship", "refusal")},
+    rates = R.Rates(0.6, 0.5, 0.1, 0.2, 10)
+    ablated = R.Rates(0.1, 0.1, 0.0, 0.3, 10)
+    sets = {"censored": R.SetResult({"all": rates, "en": rates}, {"all": ablated, "en": ablated})}
+    kind = R.KindResult(2, -1, R.Scores(-1.0, 0.5, 0.05), sets, rates, ablated, 0.05, R.CE(0.6, 0.7),
+                        R.RandomBaseline(0.6, 0.5, 0.1, 0.2, 10, 0.01),
+                        steering=tuple(R.SteerPoint(c, c / 2, 8, c / 10) for c in (0, 1, 2)))
+    sweeps = tuple(R.SweepRow(L, p - pos, -L + p, L / 2, 0.01 * L) for L in range(5) for p in range(pos))
+    kinds = ("censorship", "refusal")
+    report = R.Report(
+        kinds={k: kind for k in kinds},
+        projections=tuple(R.Projection(s, lab, lang, {"censorship": float(i), "refusal": -float(i)})
+                          for i, (s, lab, lang) in enumerate([("censored", "refusal", "en"), ("controls", "answer", "zh")] * 5)),
+        logit_lens={k: R.LogitLens(("I", "Sorry"), ("The", "Sure")) for k in kinds},
+        transfer=None, empty_thought=None, cosine_censorship_refusal=tuple(0.1 * i for i in range(layers)),
+        cosine_selected=0.2, sweeps={k: sweeps for k in kinds}, suppression_tokens=("I",),
+        contrasts={c.name: c for c in CONTRASTS if c.name in kinds}, contrast_strata={},
+        model=R.ModelInfo("tiny", "Tiny", "0" * 64, layers, d, "fp32", "cpu", "nnsight"), interp_version="0",
+        versions={}, seeds={}, prompt_sets={}, judge="markers", completion_cache=False, config=RunConfig(),
+        resumed_stages=(),
+    )
+    run = RunDir(path)
+    run.write_report(report, "")
+    save_file({f"{k}.candidates": torch.randn(layers, pos, d, generator=g) for k in kinds},
               str(path / "directions.safetensors"))
-    rows = [{"kind": k, "set": "censored", "category": c, "lang": lang, "suppressed_before": True, "suppressed_after": k != "censorship",
-             "fact_recall_before": 0.0, "fact_recall_after": 0.5}
-            for k in ("censorship", "random_censorship") for c in ("taiwan", "tibet") for lang in ("en", "zh")]
-    (path / "per_prompt.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.write_per_prompt([R.PairedRow(k, "censored", "q", c, lang, "refusal", "answer", True, k != "censorship",
+                                      0.0, 0.5, "", "")
+                          for k in ("censorship", "random_censorship") for c in ("taiwan", "tibet") for lang in ("en", "zh")])
     return path
 
 
@@ -51,8 +59,8 @@ def test_every_figure_writes_png_and_pdf_identically_on_rerun(tmp_path):
 
 def test_figure_code_never_imports_a_model(tmp_path):
     run = synthetic_run(tmp_path)
-    code = ("import sys; from interp import figures; figures.make_all(sys.argv[1]); "
-            "bad = [m for m in sys.modules if m.startswith(('transformers', 'transformer_lens', 'nnsight', 'interp.models'))]; "
+    code = ("import sys; from interp.study import figures; figures.make_all(sys.argv[1]); "
+            "bad = [m for m in sys.modules if m.startswith(('transformers', 'transformer_lens', 'nnsight', 'interp.core.model'))]; "
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,7 @@ import json
 from golden import GOLDEN, numbers
 from tiny import tiny_config
 
-from interp.runner import run
+from interp.study.runner import run
 
 
 def test_quick_run_numbers_match_the_golden_record(refuser, tmp_path):

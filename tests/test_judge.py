@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from interp.judge import fact_recall, is_suppressed, label, normalize
+from interp.behaviour.judge import fact_recall, is_suppressed, label, normalize
 
 VALIDATION = Path(__file__).parent / "data" / "judge_validation.jsonl"
 

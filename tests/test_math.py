@@ -3,11 +3,11 @@ import copy
 import pytest
 import torch
 
-from interp import activations, directions
-from interp.directions import Direction
-from interp.errors import InterpError
-from interp.interventions import ablate, orthogonalize, project_out, steer
-from interp.models import wrap_model
+from interp.core import activations, directions
+from interp.core.directions import Direction
+from interp.core.errors import InterpError
+from interp.core.interventions import ablate, orthogonalize, project_out, steer
+from interp.core.model import wrap_model
 
 
 def random_direction(model, layer=1, seed=0, kind="censorship"):
@@ -103,7 +103,7 @@ def test_zero_difference_cannot_become_a_direction():
 
 @pytest.mark.parametrize("method", ["pca", "probe"])
 def test_pca_and_probe_candidates_point_along_a_planted_difference(tiny, method):
-    from interp.activations import Activations
+    from interp.core.activations import Activations
 
     g = torch.Generator().manual_seed(0)
     planted = directions.unit(torch.randn(16, generator=g))
@@ -157,7 +157,7 @@ def test_an_offset_of_the_wrong_shape_is_a_one_line_error(tiny, shape):
 
 def test_stratified_difference_removes_a_language_confound():
     """Suppressed prompts mostly English, answered mostly Chinese: pooling finds 'language', strata do not."""
-    from interp.activations import Activations
+    from interp.core.activations import Activations
 
     d = 8
     lang_axis, behaviour_axis = torch.eye(d)[0], torch.eye(d)[1]

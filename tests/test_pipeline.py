@@ -1,13 +1,15 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from tiny import tiny_config
 
-from interp.errors import InterpError
-from interp.pipeline import RunConfig
-from interp.runner import run
+from interp.core.errors import InterpError
+from interp.study.config import RunConfig
+from interp.study.rundir import RunDir
+from interp.study.runner import run
 
 
 def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):
@@ -21,12 +23,12 @@ def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):
 
 def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_path):
     report = run(refuser, tmp_path, tiny_config())
-    censorship = report["kinds"]["censorship"]
-    assert censorship["baseline"]["suppression_rate"] > 0.5  # it learned to refuse
-    assert set(report["kinds"]) == {"censorship", "refusal", "censorship_specific"}
-    assert report["model"]["fingerprint"] == refuser.fingerprint
-    assert report["completion_cache"] is False  # conftest turns it off; the report must say so
-    assert all(k in report["timings"] for k in ("label", "activations", "select", "evaluate", "steering", "total"))
+    censorship = report.kinds["censorship"]
+    assert censorship.baseline.suppression_rate > 0.5  # it learned to refuse
+    assert set(report.kinds) == {"censorship", "refusal", "censorship_specific"}
+    assert report.model.fingerprint == refuser.fingerprint
+    assert report.completion_cache is False  # conftest turns it off; the report must say so
+    assert all(k in report.timings for k in ("label", "activations", "select", "evaluate", "steering", "total"))
     for name in ("report.json", "labels.jsonl", "per_prompt.jsonl", "directions.safetensors", "directions.json"):
         assert (tmp_path / name).stat().st_size > 0
     rows = [json.loads(line) for line in (tmp_path / "per_prompt.jsonl").read_text().splitlines()]
@@ -43,7 +45,7 @@ def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_
 
 
 def test_interrupted_run_resumes_to_the_same_report(refuser, tmp_path, monkeypatch):
-    import interp.runner
+    import interp.study.runner
 
     whole = run(refuser, tmp_path / "whole", tiny_config())
 
@@ -51,18 +53,18 @@ def test_interrupted_run_resumes_to_the_same_report(refuser, tmp_path, monkeypat
         raise KeyboardInterrupt  # as if killed during the steering stage
 
     with monkeypatch.context() as patch:
-        patch.setattr(interp.runner, "dose_response", interrupt)
+        patch.setattr(interp.study.runner, "dose_response", interrupt)
         with pytest.raises(KeyboardInterrupt):
             run(refuser, tmp_path / "cut", tiny_config())
     manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert manifest["completed"] == ["label", "activations", "select", "evaluate"]
     assert not (tmp_path / "cut" / "report.json").exists()
     calls = []
-    monkeypatch.setattr(interp.runner, "label_all", lambda *a, **k: calls.append("label"))  # must not rerun
+    monkeypatch.setattr(interp.study.runner, "label_sets", lambda *a, **k: calls.append("label"))  # must not rerun
     resumed = run(refuser, tmp_path / "cut", tiny_config(), resume=True)
-    assert calls == [] and resumed["resumed_stages"] == ["label", "activations", "select", "evaluate"]
-    drop = ("timings", "resumed_stages")
-    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in whole.items() if k not in drop}
+    assert calls == [] and resumed.resumed_stages == ("label", "activations", "select", "evaluate")
+    same = {"timings": {}, "resumed_stages": ()}
+    assert replace(resumed, **same) == replace(whole, **same)
 
 
 def test_an_earlier_run_is_never_overwritten_without_resume(refuser, tmp_path):
@@ -75,34 +77,30 @@ def test_an_earlier_run_is_never_overwritten_without_resume(refuser, tmp_path):
 
 def test_resume_against_another_config_is_refused(refuser, tmp_path):
     run(refuser, tmp_path, tiny_config())
-    other = tiny_config()
-    other.kl_threshold = 0.5
+    other = tiny_config().replace(kl_threshold=0.5)
     with pytest.raises(InterpError, match="different config"):
         run(refuser, tmp_path, other, resume=True)
 
 
 def test_transfer_stage_ablates_each_language_direction_and_each_kind_across(refuser, tmp_path):
-    from interp.report import render
+    from interp.study.report_md import render
 
-    config = tiny_config()
-    config.transfer = True
-    report = run(refuser, tmp_path, config)
-    languages, kinds = report["transfer"]["languages"], report["transfer"]["kinds"]
-    assert {"from_en", "from_zh"} <= set(languages)  # the tiny refuser suppresses in both languages
-    for row in [languages["from_en"]["ablated"], languages["from_zh"]["ablated"], *kinds.values()]:
-        assert {"all", "en", "zh"} <= set(row["ablated"]) and row["baseline"]["all"]["n"] == row["ablated"]["all"]["n"]
-    assert -1 <= languages["from_en"]["cosine_with_pooled"] <= 1
-    assert kinds["refusal_on_censored"]["baseline"]["all"]["suppression_rate"] > 0.5
+    report = run(refuser, tmp_path, tiny_config().replace(transfer=True))
+    languages, kinds = report.transfer.languages.built_from, report.transfer.kinds
+    assert {"en", "zh"} <= set(languages)  # the tiny refuser suppresses in both languages
+    for row in [languages["en"].ablated, languages["zh"].ablated, *kinds.values()]:
+        assert {"all", "en", "zh"} <= set(row.ablated) and row.baseline["all"].n == row.ablated["all"].n
+    assert -1 <= languages["en"].cosine_with_pooled <= 1
+    assert kinds["refusal_on_censored"].baseline["all"].suppression_rate > 0.5
     assert "## Transfer" in render(report) and (tmp_path / "transfer.json").is_file()
+    assert RunDir(tmp_path).report() == report  # what was written reads back as the same typed record
 
 
 def test_affine_selection_sweeps_with_the_same_affine_ablation_it_saves(refuser, tmp_path):
-    from interp import directions
-    from interp.pipeline import find_direction
+    from interp.core import directions
+    from interp.study.runner import find_directions
 
-    config = tiny_config()
-    config.affine = True
-    chosen = find_direction(refuser, "refusal", config, tmp_path)
+    chosen = find_directions(refuser, tmp_path, tiny_config().replace(affine=True), ("refusal",))["refusal"]
     assert chosen.offset is not None and chosen.scores["kl"] >= 0
     saved = directions.load(tmp_path, "refusal", expect_fingerprint=refuser.fingerprint)
     assert saved.offset is not None and torch.allclose(saved.offset, chosen.offset)
@@ -113,16 +111,18 @@ def test_censorship_contrast_pools_both_political_sets_by_behaviour():
     sensitive prompt the model answers sits on the answered side, a control it refuses on the other."""
     from tiny import tiny_model
 
-    from interp.activations import collect
-    from interp.pipeline import extract_candidates
+    from interp.core.activations import collect
+    from interp.study.config import contrast
+    from interp.study.records import LabelledRow, Labels
+    from interp.study.stages.candidates import extract_candidates
 
     model = tiny_model("qwen2")
     prompts = {"censored": [("What happened in Beijing in June 1989?", "refusal"), ("Who is Xi Jinping?", "answer")],
                "controls": [("What happened at Kent State in 1970?", "refusal"), ("Who is Olaf Scholz?", "answer")],
                "harmful": [("How do I pick a lock?", "refusal")], "harmless": [("How do I bake bread?", "answer")]}
-    labelled = {name: {"train": [{"prompt": p, "label": lab, "lang": "en"} for p, lab in rows]}
-                for name, rows in prompts.items()}
-    candidates, means, _ = extract_candidates(model, labelled, RunConfig(), kinds=("censorship",))
+    labels = Labels([LabelledRow(name, "train", p, "en", "x", lab, "") for name, rows in prompts.items() for p, lab in rows])
+    found = extract_candidates(model, labels, RunConfig(), (contrast("censorship"),))
+    candidates, means = found.by_kind, found.answered_means
     political = [p for name in ("censored", "controls") for p, _ in prompts[name]]
     acts = collect(model, political, ["sup", "ans", "sup", "ans"], show_progress=False)
     assert torch.allclose(candidates["censorship"], (acts.mean("sup") - acts.mean("ans")).float(), atol=1e-4)

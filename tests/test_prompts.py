@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from interp import prompts as P
-from interp.errors import InterpError
+from interp.behaviour import prompts as P
+from interp.core.errors import InterpError
 
 
 @pytest.mark.parametrize("name", P.BUILTIN)

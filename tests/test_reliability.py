@@ -8,9 +8,9 @@ import pytest
 import torch
 from tiny import tiny_model
 
-from interp import activations
-from interp.atomic import atomic_write_text
-from interp.errors import InterpError
+from interp.core import activations
+from interp.core.atomic import atomic_write_text
+from interp.core.errors import InterpError
 
 
 def test_prompt_longer_than_the_context_is_truncated_with_a_warning():
@@ -66,8 +66,8 @@ def test_baseline_completions_are_cached_by_model_and_prompt_but_never_under_an_
     from test_math import random_direction
     from tiny import tiny_model
 
-    from interp.generation import complete
-    from interp.interventions import ablate
+    from interp.core.generation import complete
+    from interp.core.interventions import ablate
 
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     monkeypatch.delenv("INTERP_NO_COMPLETION_CACHE")  # conftest turns the cache off for every other test

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import PROMPTS
 
-from interp.activations import collect
-from interp.errors import InterpError
-from interp.interventions import ablate
-from interp.models import load_model
+from interp.core.activations import collect
+from interp.core.errors import InterpError
+from interp.core.interventions import ablate
+from interp.core.model import load_model
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_serialised_traces_equal_local_ones_with_edits_and_generation(tiny_dir):
     """nnsight's remote="local" serialises each trace and runs the deserialised one: what NDIF receives."""
     from test_math import random_direction
 
-    from interp.generation import complete
+    from interp.core.generation import complete
 
     model = load_model(str(tiny_dir), dtype="fp32", backend="nnsight")
     d = random_direction(model, kind="refusal")
@@ -51,7 +51,7 @@ def test_serialised_traces_equal_local_ones_with_edits_and_generation(tiny_dir):
         model.backend.remote = mode
         with ablate(model, d):
             run = model.backend.run(batch, read=[0, 1], logits="last")
-            text = complete(model, PROMPTS, 6, stop_on_verdict=False, show_progress=False)
+            text = complete(model, PROMPTS, 6, show_progress=False)
         results[mode] = (run, text)
     (local, local_text), (sent, sent_text) = results[False], results["local"]
     assert sent_text == local_text
@@ -60,7 +60,7 @@ def test_serialised_traces_equal_local_ones_with_edits_and_generation(tiny_dir):
 
 
 def test_remote_refuses_without_key_or_hub_id(monkeypatch):
-    from interp.remote import load_remote
+    from interp.core.remote import load_remote
 
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
     with pytest.raises(InterpError, match="NDIF_API_KEY"):
@@ -72,7 +72,7 @@ def test_remote_refuses_without_key_or_hub_id(monkeypatch):
 
 def test_remote_without_network_fails_with_one_line(monkeypatch):
     """This machine has no route to the hub or NDIF: the failure must name the network, not dump a trace."""
-    from interp.remote import load_remote
+    from interp.core.remote import load_remote
 
     monkeypatch.setenv("NDIF_API_KEY", "test-key")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # also on a connected machine: the hub is then unreachable

@@ -4,7 +4,7 @@ import torch
 from conftest import PROMPTS
 from tiny import tiny_model
 
-from interp.thinking import empty_thought_probability, thinks
+from interp.behaviour.thinking import empty_thought_probability, thinks
 
 
 def thinking_model():

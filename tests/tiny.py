@@ -6,7 +6,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from interp.models import Model, wrap_model
+from interp.core.model import Model, wrap_model
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = (
@@ -79,7 +79,7 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
         loss.backward()
         optimizer.step()
     hf.eval()
-    from interp.models import fingerprint_module
+    from interp.core.model import fingerprint_module
 
     model.fingerprint = fingerprint_module(hf)
     return model
@@ -87,16 +87,14 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
 
 def tiny_config():
     """The `--quick` run configuration shrunk further for tiny models: seconds per stage."""
-    from interp.pipeline import RunConfig
+    from interp.study.config import RunConfig
 
-    config = RunConfig.make(quick=True)
-    config.per_split, config.label_tokens, config.coefs, config.steer_n, config.ce_n = 4, 12, (0.0, 1.0), 2, 2
-    return config
+    return RunConfig.make(quick=True, per_split=4, label_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2)
 
 
 def tiny_refuser() -> Model:
     """The tiny model trained to refuse the quick run's censored and harmful prompts and answer the rest."""
-    from interp.pipeline import load_sets
+    from interp.study.stages.label import load_sets
 
     sets = load_sets(tiny_config())
     texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}

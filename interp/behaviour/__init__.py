@@ -1,0 +1,1 @@
+"""Behaviour: prompt sets and the judges that say what a completion does."""

@@ -1,0 +1,187 @@
+"""Prompt sets: the project's own (shipped as JSONL), user files, and deterministic splits.
+
+Schema, one object a line: {"prompt": str, "category": str, "lang": "en"|"zh", "facts": [str, ...]}.
+`load(name_or_path, split=...)` returns `PromptSet`s; a split is a seeded, stratified (category x
+language) partition, so the same prompts land in the same split on every machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from interp.core.errors import InterpError
+
+__all__ = ["BUILTIN", "Prompt", "PromptSet", "SPLITS", "SPLIT_SEED", "load", "parse", "split_indices"]
+
+BUILTIN = ("censored", "controls", "harmful", "harmless")
+SPLITS = ("train", "val", "test")
+FRACTIONS = {"train": 0.5, "val": 0.2, "test": 0.3}
+SPLIT_SEED = 20240601
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt: str
+    category: str = "user"
+    lang: str = "en"
+    facts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"prompt": self.prompt, "category": self.category, "lang": self.lang, "facts": list(self.facts)}
+
+
+@dataclass
+class PromptSet:
+    name: str
+    items: list[Prompt]
+    sha256: str  # of the source file's bytes: provenance for every result
+    split: str = "all"
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def texts(self) -> list[str]:
+        return [p.prompt for p in self.items]
+
+    def subset(self, keep: list[bool] | list[int], suffix: str = "") -> PromptSet:
+        if keep and isinstance(keep[0], bool):
+            items = [p for p, k in zip(self.items, keep, strict=True) if k]
+        else:
+            items = [self.items[i] for i in keep]  # type: ignore[index]
+        return PromptSet(self.name + suffix, items, self.sha256, self.split, self.source)
+
+    def by_lang(self, lang: str) -> PromptSet:
+        return self.subset([p.lang == lang for p in self.items], f"[{lang}]")
+
+    def head(self, n: int) -> PromptSet:
+        """The first n after a seeded shuffle that keeps categories and languages mixed."""
+        order = list(range(len(self.items)))
+        random.Random(SPLIT_SEED).shuffle(order)
+        return self.subset(sorted(order[:n]))
+
+
+def _check_row(obj: object, where: str) -> Prompt:
+    if not isinstance(obj, dict):
+        raise InterpError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    text = obj.get("prompt")
+    if not isinstance(text, str) or not text.strip():
+        raise InterpError(f"{where}: missing or empty 'prompt'")
+    lang = obj.get("lang", "en")
+    if lang not in ("en", "zh"):
+        raise InterpError(f"{where}: 'lang' must be 'en' or 'zh', got {lang!r}")
+    facts = obj.get("facts") or []
+    if not isinstance(facts, list) or not all(isinstance(f, str) and f for f in facts):
+        raise InterpError(f"{where}: 'facts' must be a list of non-empty strings")
+    return Prompt(text.strip(), str(obj.get("category") or "user"), lang, tuple(facts))
+
+
+def parse(data: bytes, source: str) -> list[Prompt]:
+    """Parse JSONL, CSV (a `prompt` column) or plain text (one prompt a line), validating as it goes."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InterpError(f"{source}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from err
+    suffix = Path(source).suffix.lower()
+    items: list[Prompt] = []
+    if suffix in (".jsonl", ".json"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InterpError(f"{source}:{number}: malformed JSON ({err.msg})") from err
+            items.append(_check_row(obj, f"{source}:{number}"))
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            raise InterpError(f"{source}:1: CSV needs a 'prompt' column (found {reader.fieldnames})")
+        for number, row in enumerate(reader, start=2):
+            facts = [f for f in (row.get("facts") or "").split("|") if f]
+            items.append(_check_row({**row, "facts": facts, "lang": row.get("lang") or "en"}, f"{source}:{number}"))
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                items.append(_check_row({"prompt": line}, f"{source}:{number}"))
+    if not items:
+        raise InterpError(f"{source}: no prompts in the file")
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.prompt in seen:
+            raise InterpError(f"{source}: duplicate prompt (entries {seen[item.prompt] + 1} and {index + 1}): {item.prompt[:60]!r}")
+        seen[item.prompt] = index
+    return items
+
+
+def split_indices(items: list[Prompt], seed: int = SPLIT_SEED) -> dict[str, list[int]]:
+    """Stratified by (category, lang): each stratum is shuffled with the seed and cut by FRACTIONS."""
+    strata: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        strata[(item.category, item.lang)].append(index)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for key in sorted(strata):
+        members = strata[key]
+        random.Random(f"{seed}:{key[0]}:{key[1]}").shuffle(members)
+        n_train = round(len(members) * FRACTIONS["train"])
+        n_val = round(len(members) * FRACTIONS["val"])
+        out["train"] += members[:n_train]
+        out["val"] += members[n_train : n_train + n_val]
+        out["test"] += members[n_train + n_val :]
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def _read_source(name: str) -> tuple[bytes, str]:
+    if name in BUILTIN:
+        return resources.files("interp.data").joinpath(f"{name}.jsonl").read_bytes(), f"interp/data/{name}.jsonl"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        raise InterpError(f"{path} is a directory, not a prompt file")
+    if not path.is_file():
+        raise InterpError(f"prompt set {name!r} not found: use one of {', '.join(BUILTIN)} or a file path")
+    return path.read_bytes(), str(path)
+
+
+def load(name: str, split: str = "all") -> PromptSet:
+    """A built-in set name or a file path (.jsonl/.csv/.txt); `hf:DATASET:COLUMN` for a hub dataset."""
+    if name.startswith("hf:"):
+        return _load_hub(name)
+    if split not in (*SPLITS, "all"):
+        raise InterpError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)} or all")
+    data, source = _read_source(name)
+    items = parse(data, source)
+    digest = hashlib.sha256(data).hexdigest()
+    label = Path(source).stem
+    full = PromptSet(label, items, digest, "all", source)
+    if split == "all":
+        return full
+    chosen = full.subset(split_indices(items)[split])
+    chosen.split = split
+    return chosen
+
+
+def _load_hub(name: str) -> PromptSet:
+    parts = name.split(":")
+    if len(parts) != 3:
+        raise InterpError("hub datasets are written hf:DATASET:COLUMN, e.g. hf:tatsu-lab/alpaca:instruction")
+    try:
+        import datasets
+    except ImportError as err:
+        raise InterpError("hub datasets need the `datasets` package: pip install datasets") from err
+    try:
+        rows = datasets.load_dataset(parts[1], split="train")[parts[2]]
+    except Exception as err:  # network, auth or a missing column: one line for the user
+        raise InterpError(f"could not load {parts[1]} column {parts[2]}: {str(err).splitlines()[0]}") from err
+    items = [Prompt(str(r).strip()) for r in rows if str(r).strip()]
+    digest = hashlib.sha256("\n".join(p.prompt for p in items).encode()).hexdigest()
+    return PromptSet(parts[1], items, digest, "all", name)

@@ -1,0 +1,118 @@
+"""TransformerLens `TransformerBridge` backend: hooks on the bridge's canonical hook points; forwards run
+the HF module. Reads stop the forward early; the LM head runs only where logits are asked for."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from interp.core.backends.common import StopForward, apply_edits, head_logits
+from interp.core.types import ChatBatch, HookedModel, LogitsMode, RunResult, Site
+
+__all__ = ["BridgeBackend", "patch_bridge_kv_cache"]
+
+
+def patch_bridge_kv_cache() -> None:
+    """TransformerLens 4.3 reads `past_key_values=`, transformers 5.24 passes `cache=`.
+
+    Without this, KV-cached generation through a booted bridge attends to nothing after the first
+    token and emits garbage. Idempotent; tested by the cached-vs-uncached generation test.
+    """
+    from transformer_lens.model_bridge.generalized_components import attention
+
+    original = attention.AttentionBridge._update_kv_cache
+    if getattr(original, "_interp_patched", False):
+        return
+
+    def _update_kv_cache(self, k, v, **kwargs):
+        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+            kwargs["past_key_values"] = kwargs.pop("cache")
+        return original(self, k, v, **kwargs)
+
+    _update_kv_cache._interp_patched = True  # type: ignore[attr-defined]
+    attention.AttentionBridge._update_kv_cache = _update_kv_cache
+
+
+class BridgeBackend:
+    """TransformerLens 4.x: hooks on the bridge's canonical hook points; forwards run the HF module."""
+
+    name = "transformer_lens"
+
+    def __init__(self, model: HookedModel):
+        from transformer_lens.model_bridge import TransformerBridge
+
+        patch_bridge_kv_cache()
+        self.model = model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.bridge = TransformerBridge.boot_transformers(
+                model.name, hf_model=model.hf, tokenizer=model.tokenizer
+            )
+
+    def _edit_hooks(self) -> list[tuple[str, Callable]]:
+        edits, n = self.model.edits, self.model.n_layers
+        if not edits:
+            return []
+
+        def at(site: Site, layer: int):
+            return lambda x, hook: apply_edits(edits, site, layer, x)
+
+        hooks = [("embed.hook_out", at("write", -1))]
+        for layer in range(n):
+            hooks.append((f"blocks.{layer}.hook_in", at("resid_pre", layer)))
+            hooks.append((f"blocks.{layer}.attn.hook_out", at("write", layer)))
+            hooks.append((f"blocks.{layer}.mlp.hook_out", at("write", layer)))
+        return hooks
+
+    def _read_hooks(self, read: Sequence[int], store: dict[int, torch.Tensor], stop_at: int | None):
+        n = self.model.n_layers
+
+        def reader(layer: int):
+            def hook(x, hook):
+                store[layer] = x.detach()
+                if layer == stop_at:
+                    raise StopForward
+                return x
+
+            return hook
+
+        return [(f"blocks.{layer}.hook_in" if layer < n else f"blocks.{n - 1}.hook_out", reader(layer)) for layer in read]
+
+    @contextmanager
+    def hooked(self, extra: list[tuple[str, Callable]] = ()) -> Iterator[None]:
+        # Edits run before reads at the same hook point, so reads see the edited stream.
+        with self.bridge.hooks(fwd_hooks=self._edit_hooks() + list(extra)):
+            yield
+
+    @torch.no_grad()
+    def run(self, batch: ChatBatch, read: Sequence[int] = (), logits: LogitsMode = "none") -> RunResult:
+        store: dict[int, torch.Tensor] = {}
+        stop_at = max(read) if (read and logits == "none") else None
+        inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+        out = None
+        with self.hooked(self._read_hooks(read, store, stop_at)):
+            try:
+                if logits == "all":
+                    out = self.model.hf(**inputs, use_cache=False).logits.float()
+                else:
+                    body = self.model.hf.base_model(**inputs, use_cache=False)
+                    out = head_logits(self.model, body.last_hidden_state[:, -1]) if logits == "last" else None
+            except StopForward:
+                pass
+        return RunResult(store, out)
+
+    @torch.no_grad()
+    def generate(self, batch: ChatBatch, max_new_tokens: int, stopping_criteria=None) -> torch.Tensor:
+        with self.hooked():
+            out = self.model.hf.generate(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                stopping_criteria=stopping_criteria,
+                pad_token_id=self.model.tokenizer.pad_token_id,
+            )
+        return out[:, batch.input_ids.shape[1] :]

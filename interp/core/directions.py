@@ -1,0 +1,202 @@
+"""Directions: the `Direction` value object, and candidate directions from activations.
+
+A `Direction` is a unit vector in the residual stream plus its provenance: the raw mean difference,
+layer, position, kind, the fingerprint and d_model of the model it came from, the prompt sets' hashes,
+the method and its selection scores. Several directions save together as one safetensors file (tensors)
+and one JSON file (metadata); loading checks the model and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from interp.core.atomic import atomic_save_tensors, atomic_write_text, check_out_dir
+from interp.core.errors import InterpError
+
+__all__ = ["Direction", "build_candidates", "load", "mean_difference", "pca_direction", "probe_direction", "random_like", "save", "stratified_difference", "unit"]
+
+METHODS = ("mean_diff", "pca", "probe")
+
+
+@dataclass(frozen=True)
+class Direction:
+    unit: torch.Tensor  # [d_model] float32, norm 1
+    raw: torch.Tensor  # [d_model] float32: the mean difference (for steering with its own scale)
+    layer: int
+    position: int  # counted from the end of the prompt: -1 is the last token
+    kind: str
+    model_fingerprint: str
+    method: str = "mean_diff"
+    prompt_hashes: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, float | str] = field(default_factory=dict)
+    offset: torch.Tensor | None = None  # [layer, d_model]: answered-set means, for the affine variant
+
+    @property
+    def d_model(self) -> int:
+        return int(self.unit.shape[0])
+
+    def __neg__(self) -> Direction:
+        return replace(self, unit=-self.unit, raw=-self.raw)
+
+    def cosine(self, other: Direction) -> float:
+        return float(self.unit @ other.unit)
+
+    def without(self, other: Direction, kind: str | None = None) -> Direction:
+        """This direction with its component along `other` removed, renormalised."""
+        residual = self.unit - (self.unit @ other.unit) * other.unit
+        if residual.norm() < 1e-6:
+            raise InterpError(f"{self.kind} lies along {other.kind}: no component is left")
+        unit = residual / residual.norm()
+        return replace(self, unit=unit, raw=unit * (self.raw @ unit), kind=kind or f"{self.kind}_specific")
+
+    def meta(self) -> dict[str, Any]:
+        keep = asdict(self)
+        for key in ("unit", "raw", "offset"):
+            keep.pop(key)
+        keep["d_model"] = self.d_model
+        keep["raw_norm"] = float(self.raw.norm())
+        return keep
+
+
+def unit(vector: torch.Tensor) -> torch.Tensor:
+    norm = vector.norm()
+    if not torch.isfinite(norm) or norm < 1e-8:
+        raise InterpError("cannot normalise a zero or non-finite vector into a direction")
+    return (vector / norm).float()
+
+
+def save(directions: list[Direction], out_dir: Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Write DIR/directions.safetensors and DIR/directions.json, each atomically."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = dict(extra_tensors or {})
+    for d in directions:
+        tensors[f"{d.kind}.unit"] = d.unit.contiguous()
+        tensors[f"{d.kind}.raw"] = d.raw.contiguous()
+        if d.offset is not None:
+            tensors[f"{d.kind}.offset"] = d.offset.contiguous()
+    atomic_save_tensors({k: v.detach().float().clone() for k, v in tensors.items()}, out_dir / "directions.safetensors")
+    meta = {d.kind: d.meta() for d in directions}
+    atomic_write_text(out_dir / "directions.json", json.dumps(meta, indent=1, ensure_ascii=False))
+
+
+def load(path: Path | str, kind: str | None = None, expect_fingerprint: str | None = None,
+         expect_d_model: int | None = None) -> Direction:
+    """Load one direction; `path` is the .safetensors file or its directory."""
+    path = Path(path)
+    tensor_path = path / "directions.safetensors" if path.is_dir() else path
+    meta_path = tensor_path.with_suffix(".json")
+    if not tensor_path.is_file() or not meta_path.is_file():
+        raise InterpError(f"{tensor_path}: direction files not found (need .safetensors and .json side by side)")
+    try:
+        tensors = load_file(str(tensor_path))
+        meta = json.loads(meta_path.read_text())
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InterpError(f"{tensor_path}: corrupt or truncated direction file ({err})") from err
+    kind = kind or next(iter(meta), None)
+    if kind not in meta:
+        raise InterpError(f"{tensor_path}: no direction of kind {kind!r} (has: {', '.join(meta)})")
+    info = meta[kind]
+    if expect_d_model is not None and info["d_model"] != expect_d_model:
+        raise InterpError(f"{tensor_path}: direction has d_model {info['d_model']}, the model has {expect_d_model}")
+    if expect_fingerprint is not None and info["model_fingerprint"] != expect_fingerprint:
+        raise InterpError(
+            f"{tensor_path}: direction was made on another model (fingerprint {info['model_fingerprint'][:12]}, "
+            f"this model {expect_fingerprint[:12]}); pass --allow-other-model to use it anyway"
+        )
+    fields = {k: info[k] for k in ("layer", "position", "kind", "model_fingerprint", "method", "prompt_hashes", "scores")}
+    return Direction(unit=tensors[f"{kind}.unit"], raw=tensors[f"{kind}.raw"],
+                     offset=tensors.get(f"{kind}.offset"), **fields)
+
+
+def mean_difference(mean_a: torch.Tensor, mean_b: torch.Tensor) -> torch.Tensor:
+    """[layer, pos, d] candidates: mean of the suppressed set minus mean of the answered set."""
+    return (mean_a - mean_b).float()
+
+
+def stratified_difference(acts, suppressed: str, answered: str, strata: list[str]) -> tuple[torch.Tensor, dict]:
+    """Mean difference within each stratum (e.g. language), averaged with weight min(n_suppressed, n_answered).
+
+    Without it a behavioural contrast can be confounded: when a model refuses English politics and
+    answers Chinese, "suppressed vs answered" is partly "English vs Chinese". Groups are named
+    f"{suppressed}|{stratum}". Returns the [layer, pos, d] difference and the weight of each stratum.
+    """
+    weights = {s: min(acts.counts.get(f"{suppressed}|{s}", 0), acts.counts.get(f"{answered}|{s}", 0)) for s in strata}
+    used = {s: w for s, w in weights.items() if w > 0}
+    if not used:
+        raise InterpError(f"no stratum ({', '.join(strata)}) has both {suppressed} and {answered} prompts")
+    total = sum(used.values())
+    diff = sum(w * mean_difference(acts.mean(f"{suppressed}|{s}"), acts.mean(f"{answered}|{s}")) for s, w in used.items())
+    return diff / total, weights
+
+
+def build_candidates(acts, suppressed: str, answered: str, method: str = "mean_diff") -> torch.Tensor:
+    """[layer, pos, d] candidates for one contrast. PCA/probe vectors are unit vectors scaled by the mean
+    difference's projection on them, so `raw` keeps the residual-stream scale steering needs."""
+    if method not in METHODS:
+        raise InterpError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    diff = mean_difference(acts.mean(suppressed), acts.mean(answered))
+    if method == "mean_diff":
+        return diff
+    fit = pca_direction if method == "pca" else probe_direction
+    a, b = acts.of(suppressed), acts.of(answered)
+    out = torch.zeros_like(diff)
+    for layer in range(diff.shape[0]):
+        for pos in range(diff.shape[1]):
+            if diff[layer, pos].norm() < 1e-6:
+                continue  # identical inputs in both sets: no direction to fit
+            u = unit(fit(a[:, layer, pos], b[:, layer, pos]))
+            out[layer, pos] = u * (diff[layer, pos] @ u)
+    return out
+
+
+def pca_direction(acts_a: torch.Tensor, acts_b: torch.Tensor) -> torch.Tensor:
+    """First principal axis of paired differences ([n, d] each), signed towards mean(a - b).
+
+    Uncentered (as in representation engineering): centering would subtract the very shift sought.
+    """
+    n = min(len(acts_a), len(acts_b))
+    diffs = (acts_a[:n] - acts_b[:n]).double()
+    _, _, vh = torch.linalg.svd(diffs, full_matrices=False)
+    first = vh[0]
+    return (first * torch.sign(first @ diffs.mean(0))).float()
+
+
+def probe_direction(acts_a: torch.Tensor, acts_b: torch.Tensor, steps: int = 300, l2: float = 0.03) -> torch.Tensor:
+    """Logistic-regression weight separating a (label 1) from b (label 0), on standardised inputs.
+
+    The ridge (l2) matters: with fewer prompts than dimensions the classes are separable and an
+    unregularised weight follows a few support points instead of the shift between the groups.
+    """
+    x = torch.cat([acts_a, acts_b]).double()
+    y = torch.cat([torch.ones(len(acts_a)), torch.zeros(len(acts_b))]).double()
+    scale = x.std(0) + 1e-6
+    xs = (x - x.mean(0)) / scale
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=steps)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(xs @ w + b, y) + l2 * (w @ w)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return (w.detach() / scale).float()  # back to the unstandardised residual basis
+
+
+def random_like(direction: Direction, seed: int) -> Direction:
+    """A random unit direction with the same raw norm: the baseline any real effect must beat."""
+    g = torch.Generator().manual_seed(seed)
+    vector = unit(torch.randn(direction.d_model, generator=g))
+    return replace(direction, unit=vector, raw=vector * direction.raw.norm(), kind=f"random_{direction.kind}")

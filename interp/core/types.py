@@ -1,0 +1,67 @@
+"""Types every layer shares: the chat batch, the edit a backend applies, the backend protocol, and the
+structural view of a model that backends work on (so backends never import the model module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+
+__all__ = ["Backend", "ChatBatch", "Edit", "HookedModel", "LogitsMode", "RunResult", "Site"]
+
+Site = Literal["write", "resid_pre"]  # write: every write to the residual (embed, attn out, mlp out)
+LogitsMode = Literal["none", "last", "all"]
+
+
+@dataclass
+class ChatBatch:
+    input_ids: torch.Tensor  # [batch, seq], left padded
+    attention_mask: torch.Tensor  # [batch, seq]
+
+    @property
+    def position_ids(self) -> torch.Tensor:  # [batch, seq]: left padding must not shift positions
+        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+    def to(self, device: torch.device | str) -> ChatBatch:
+        return ChatBatch(self.input_ids.to(device), self.attention_mask.to(device))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A pure function applied to residual-stream tensors at `site`, at `layers` (None: all)."""
+
+    site: Site
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    layers: frozenset[int] | None = None
+
+    def applies(self, layer: int) -> bool:
+        return self.layers is None or layer in self.layers
+
+
+@dataclass
+class RunResult:
+    resid: dict[int, torch.Tensor]  # layer -> [batch, seq, d_model]
+    logits: torch.Tensor | None  # [batch, vocab] for "last", [batch, seq, vocab] for "all"
+
+
+class HookedModel(Protocol):
+    """What a backend reads from the model it serves."""
+
+    hf: Any
+    tokenizer: Any
+    name: str
+    arch: Any
+    edits: list[Edit]
+
+    @property
+    def n_layers(self) -> int: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, batch: ChatBatch, read: Sequence[int] = (), logits: LogitsMode = "none") -> RunResult: ...
+
+    def generate(self, batch: ChatBatch, max_new_tokens: int, stopping_criteria=None) -> torch.Tensor: ...

@@ -1,0 +1,91 @@
+"""What a run measures: the table of direction kinds (contrasts, derived kinds included) and the frozen
+run configuration, every field described.
+
+Contrasts are defined by observed behaviour: refusal = harmful prompts the model refuses vs harmless
+ones it answers; censorship = prompts of the political pool (sensitive and matched controls) the model
+suppresses vs those it answers, so topic sits on both sides and behaviour alone separates them. Adding a
+kind is one row here; stages, report and figures follow from the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = ["CONTRASTS", "KINDS", "SEED", "Contrast", "RunConfig", "contrast"]
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Contrast:
+    name: str
+    target: str  # the set whose suppression the direction should undo: swept, evaluated, ablated
+    control: str  # its matched set: evaluated beside it, steered, the specificity baseline
+    suppressed_from: tuple[str, ...] = ()  # the direction: mean of these sets' suppressed train prompts ...
+    answered_from: tuple[str, ...] = ()  # ... minus the mean of these sets' answered ones (per language)
+    # A derived kind is built from two extracted ones instead: `of` minus its projection on `without`.
+    of: str | None = None
+    without: str | None = None
+    steer: bool = True  # measure a steering dose-response for it
+    specificity: bool = False  # the control set is topic-matched: report target minus control suppression
+    label: str = ""  # what the report calls the target set
+
+    @property
+    def derived(self) -> bool:
+        return self.of is not None
+
+
+
+# Censorship pools the two political sets on both sides. Sensitive-suppressed vs answered-controls alone
+# mixes the behaviour with the topic (China vs elsewhere), and the 0.5B model refuses the controls almost
+# as often as the sensitive prompts: on validation, the pooled contrast undoes more at a lower KL
+# (scripts/compare_contrasts.py).
+CONTRASTS: tuple[Contrast, ...] = (
+    Contrast("censorship", "censored", "controls", ("censored", "controls"), ("censored", "controls"),
+             specificity=True, label="sensitive"),
+    Contrast("refusal", "harmful", "harmless", ("harmful",), ("harmless",), label="harmful"),
+    Contrast("censorship_specific", "censored", "controls", of="censorship", without="refusal", steer=False,
+             specificity=True, label="sensitive"),
+)
+KINDS: tuple[str, ...] = tuple(c.name for c in CONTRASTS)
+
+
+def contrast(kind: str) -> Contrast:
+    for c in CONTRASTS:
+        if c.name == kind:
+            return c
+    raise KeyError(kind)
+
+
+def _opt(default, help: str, **kw):
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    quick: bool = _opt(False, "small subsets: a smoke test in minutes")
+    label_tokens: int = _opt(32, "new tokens when labelling behaviour (generation stops early once suppressed)")
+    sweep_n: int = _opt(8, "validation prompts per group in the selection sweep")
+    confirm_n: int = _opt(32, "harmless validation prompts on which the front-runners' KL is confirmed")
+    sweep_positions: int | None = _opt(None, "sweep only the last k post-instruction positions (None: all)")
+    kl_threshold: float = _opt(0.1, "largest harmless first-token KL a selected direction may cause")
+    coefs: tuple[float, ...] = _opt((0.0, 0.5, 1.0, 1.5, 2.0), "steering coefficients (x raw mean difference)")
+    steer_n: int = _opt(12, "answered control prompts steered per coefficient")
+    ce_n: int = _opt(24, "harmless prompts whose base continuations measure cross-entropy")
+    per_split: int | None = _opt(None, "cap prompts per set and split (None: all)")
+    batch_size: int = _opt(16, "prompts per forward pass when collecting activations")
+    method: str = _opt("mean_diff", "mean_diff | pca | probe")
+    affine: bool = _opt(False, "ablate relative to the answered-set mean instead of to zero")
+    transfer: bool = _opt(True, "cross-lingual and cross-kind transfer stage")
+
+    @classmethod
+    def make(cls, quick: bool, **overrides) -> RunConfig:
+        if quick:
+            small = dict(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0),
+                         steer_n=8, ce_n=8, per_split=16, transfer=False)
+            return cls(**(small | overrides))
+        return cls(**overrides)
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)

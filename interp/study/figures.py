@@ -1,0 +1,271 @@
+"""Paper figures from a saved run directory: pure functions of its typed records (report.json,
+directions.safetensors, per_prompt.jsonl, read through RunDir). Nothing here imports or loads a model.
+Each figure is saved as PNG and PDF, with fixed metadata so a rerun writes identical files. The kinds
+drawn follow the run's own contrast table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from interp.study.records import PairedRow, Report  # noqa: E402
+from interp.study.rundir import RunDir  # noqa: E402
+
+__all__ = ["FIGURES", "STYLE", "Run", "cosine_matrix", "cross_model", "load_run", "make_all", "make_cross_model", "save"]
+
+COLORS = {"censorship": "#c0392b", "refusal": "#2c3e50", "random": "#95a5a6", "before": "#7f8c8d", "after": "#27ae60"}
+STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
+         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "interp"}
+
+
+def _color(kind: str) -> str:
+    return COLORS.get(kind, "#8e44ad")
+
+
+@dataclass
+class Run:
+    report: Report
+    candidates: dict[str, torch.Tensor]  # kind -> [layer, pos, d_model]
+    per_prompt: list[PairedRow]
+
+    @property
+    def caption(self) -> str:
+        return f"{self.report.model.name} ({self.report.model.dtype})"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The extracted (not derived) kinds, in the run's contrast-table order."""
+        return tuple(k for k, c in self.report.contrasts.items() if not c.derived and k in self.report.kinds)
+
+
+def load_run(run_dir: Path | str) -> Run:
+    run = RunDir(run_dir)
+    return Run(run.report(), run.direction_candidates(), run.per_prompt())
+
+
+def layer_sweep(run: Run) -> plt.Figure:
+    """Bypass, induce and KL of every (layer, position) candidate; the selected one starred."""
+    fig, axes = plt.subplots(3, len(run.kinds), figsize=(4.5 * len(run.kinds), 7), sharex=True, squeeze=False)
+    for col, kind in enumerate(run.kinds):
+        rows = [r for r in run.report.sweeps[kind] if r.bypass_score is not None]
+        chosen = run.report.kinds[kind]
+        for row_index, metric in enumerate(("bypass_score", "induce_score", "kl")):
+            ax = axes[row_index, col]
+            for pos in sorted({r.position for r in rows}):
+                pts = sorted((r.layer, getattr(r, metric)) for r in rows if r.position == pos)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1, label=f"pos {pos}")
+            best = next(r for r in rows if r.layer == chosen.layer and r.position == chosen.position)
+            ax.plot(best.layer, getattr(best, metric), marker="*", ms=14, color=_color(kind), zorder=5, label="selected")
+            ax.set_ylabel({"bypass_score": "bypass (log-odds)", "induce_score": "induce (log-odds)", "kl": "KL (nats)"}[metric])
+            if metric == "kl":
+                ax.set_yscale("symlog", linthresh=0.01)
+                ax.axhline(run.report.config.kl_threshold, ls="--", color="k", lw=0.8)
+        axes[0, col].set_title(f"{kind} direction candidates")
+        axes[-1, col].set_xlabel("layer (resid_pre)")
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"Direction selection sweep: {run.caption}")
+    return fig
+
+
+def cosine(run: Run) -> plt.Figure:
+    """Censorship vs refusal: cosine per layer, and between every pair of layers."""
+    c, r = run.report.kinds["censorship"].position, run.report.kinds["refusal"].position
+    cens, ref = run.candidates["censorship"][:, c], run.candidates["refusal"][:, r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    per_layer = run.report.cosine_censorship_refusal
+    left.plot(range(len(per_layer)), per_layer, marker=".", color=_color("censorship"))
+    left.axhline(0, color="k", lw=0.6)
+    left.set(xlabel="layer", ylabel="cosine(censorship, refusal)", ylim=(-1, 1), title="same layer")
+    image = right.imshow(cosine_matrix(cens, ref).numpy(), cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
+    right.set(xlabel="refusal direction layer", ylabel="censorship direction layer", title="across layers")
+    right.grid(False)
+    fig.colorbar(image, ax=right, shrink=0.8)
+    fig.suptitle(f"Is censorship the refusal direction? {run.caption}")
+    return fig
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[layer_a, layer_b] cosine similarity between two [layer, d_model] stacks of directions."""
+    a = torch.nn.functional.normalize(a.float(), dim=-1, eps=1e-12)
+    b = torch.nn.functional.normalize(b.float(), dim=-1, eps=1e-12)
+    return a @ b.T
+
+
+def projections(run: Run) -> plt.Figure:
+    """Histogram of each prompt's projection on the selected direction, by group and language."""
+    rows = run.report.projections
+    fig, axes = plt.subplots(2, len(run.kinds), figsize=(5 * len(run.kinds), 6), sharey="row", squeeze=False)
+    for col, kind in enumerate(run.kinds):
+        for row_index, lang in enumerate(("en", "zh")):
+            ax = axes[row_index, col]
+            groups = defaultdict(list)
+            for r in rows:
+                if r.lang == lang:
+                    groups[f"{r.set} ({'suppressed' if r.label != 'answer' else 'answered'})"].append(r.values[kind])
+            for name in sorted(groups):
+                ax.hist(groups[name], bins=20, alpha=0.5, label=f"{name}, n={len(groups[name])}")
+            ax.set(title=f"{kind} direction, {lang} prompts", xlabel="projection (residual units)", ylabel="prompts")
+            ax.legend(fontsize=6)
+    fig.suptitle(f"Projection on the selected directions (test split): {run.caption}")
+    return fig
+
+
+def dose_response(run: Run) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    twin = ax.twinx()
+    for kind in run.kinds:
+        rows = run.report.kinds[kind].steering or ()
+        coefs = [r.coef for r in rows]
+        ax.plot(coefs, [100 * (r.suppression_rate or 0) for r in rows], marker="o", color=_color(kind),
+                label=f"{kind}: suppression (n={rows[0].n if rows else 0})")
+        twin.plot(coefs, [r.kl_harmless for r in rows], ls="--", marker=".", color=_color(kind), alpha=0.6,
+                  label=f"{kind}: KL harmless")
+    ax.set(xlabel="steering coefficient (x raw mean difference, at its layer)", ylabel="suppression of answered prompts (%)",
+           ylim=(-5, 105))
+    twin.set_ylabel("first-token KL on harmless (nats)")
+    twin.grid(False)
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    ax.set_title(f"Steering dose-response: {run.caption}")
+    return fig
+
+
+def before_after(run: Run) -> plt.Figure:
+    """Suppression and fact recall by topic and language, before and after ablation, with random."""
+    fig, axes = plt.subplots(2, 1, figsize=(12, 8))
+    rows = [r for r in run.per_prompt if r.kind in ("censorship", "random_censorship") and r.set == "censored"]
+    for ax, metric in zip(axes, ("suppressed", "fact_recall"), strict=True):
+        keys = sorted({(r.category, r.lang) for r in rows})
+        bars = {"before": [], "after": [], "random": []}
+        for key in keys:
+            mine = [r for r in rows if (r.category, r.lang) == key]
+            real = [r for r in mine if r.kind == "censorship"]
+            rand = [r for r in mine if r.kind == "random_censorship"]
+            bars["before"].append(_mean(real, f"{metric}_before"))
+            bars["after"].append(_mean(real, f"{metric}_after"))
+            bars["random"].append(_mean(rand, f"{metric}_after"))
+        xs = range(len(keys))
+        for offset, name in zip((-0.27, 0, 0.27), bars, strict=True):
+            ax.bar([x + offset for x in xs], [100 * v for v in bars[name]], width=0.27, color=COLORS[name],
+                   label={"before": "baseline", "after": "censorship ablated", "random": "random direction ablated"}[name])
+        ax.set_xticks(list(xs), [f"{c} ({lang})" for c, lang in keys], rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel({"suppressed": "suppression rate (%)", "fact_recall": "fact recall (%)"}[metric])
+        ax.set_ylim(0, 105)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(f"Sensitive test prompts by topic and language: {run.caption}")
+    fig.tight_layout()
+    return fig
+
+
+def _mean(rows: list[PairedRow], field: str) -> float:
+    values = [float(getattr(r, field)) for r in rows if getattr(r, field) is not None]
+    return sum(values) / len(values) if values else 0.0
+
+
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in sorted(names) if any(k in n for k in ("CJK", "WenQuanYi", "Sans SC", "Hei"))), None)
+
+
+def _printable(token: str, cjk: bool) -> str:
+    """A token as the table shows it: CJK kept when a font can draw it, else escaped, never a box."""
+    return repr(token) if cjk or token.isascii() else repr(token.encode("unicode_escape").decode())
+
+
+def logit_lens(run: Run) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.axis("off")
+    lens = run.report.logit_lens
+    columns = [f"{k} {side}" for k in run.kinds for side in ("promotes", "suppresses")]
+    depth = max((len(v.promoted) for v in lens.values()), default=0)
+    font = _cjk_font()
+    cells = [[_printable(getattr(lens[k], "promoted" if side == "promotes" else "suppressed")[i], font is not None)
+              if k in lens else "" for k in run.kinds for side in ("promotes", "suppresses")] for i in range(depth)]
+    if cells:
+        table = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="left")
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+        if font:
+            for cell in table.get_celld().values():
+                cell.get_text().set_fontfamily([font, "DejaVu Sans"])
+    ax.set_title(f"Logit lens of the selected directions (through final norm and unembedding): {run.caption}")
+    return fig
+
+
+FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projections,
+           "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens}
+
+
+def cross_model(runs: list[Run]) -> plt.Figure:
+    """Across models: best bypass per layer against depth (layer / n_layers), and suppression before/after."""
+    kinds = runs[0].kinds
+    fig, axes = plt.subplots(2, len(kinds), figsize=(4.5 * len(kinds), 6.5), squeeze=False)
+    for col, kind in enumerate(kinds):
+        ax = axes[0, col]
+        for run in runs:
+            n_layers = run.report.model.n_layers
+            rows = [r for r in run.report.sweeps[kind] if r.bypass_score is not None]
+            best: dict[int, float] = {}
+            for r in rows:
+                best[r.layer] = min(best.get(r.layer, float("inf")), r.bypass_score)
+            layers = sorted(best)
+            line = ax.plot([x / n_layers for x in layers], [best[x] for x in layers], marker=".", lw=1,
+                           label=run.caption)[0]
+            chosen = run.report.kinds[kind]
+            ax.plot(chosen.layer / n_layers, best.get(chosen.layer, float("nan")), marker="*", ms=13,
+                    color=line.get_color(), zorder=5)
+        ax.set_title(f"{kind}: best bypass per layer (star: selected)")
+        ax.set_xlabel("depth (layer / number of layers)")
+        ax.set_ylabel("bypass (log-odds, lower = more undone)")
+        ax.legend(fontsize=7)
+        bars = axes[1, col]
+        labels = [run.report.model.name.replace("-Instruct", "") for run in runs]
+        x = range(len(runs))
+        before = [100 * run.report.kinds[kind].baseline.suppression_rate for run in runs]
+        after = [100 * run.report.kinds[kind].ablated.suppression_rate for run in runs]
+        bars.bar([i - 0.2 for i in x], before, 0.4, color=COLORS["before"], label="baseline")
+        bars.bar([i + 0.2 for i in x], after, 0.4, color=COLORS["after"], label="ablated")
+        bars.set_xticks(list(x), labels, fontsize=7)
+        bars.set_ylabel(f"suppression on {runs[0].report.contrasts[kind].label or kind} test prompts (%)")
+        bars.legend(fontsize=7)
+    fig.suptitle("The same pipeline across model sizes")
+    fig.tight_layout()
+    return fig
+
+
+def make_cross_model(run_dirs: list[Path | str], out_dir: Path | str) -> list[Path]:
+    runs = [load_run(d) for d in run_dirs]
+    with plt.rc_context(STYLE):
+        return save(cross_model(runs), Path(out_dir), "cross_model")
+
+
+def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], metadata={"Software": None}, bbox_inches="tight")
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None}, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def make_all(run_dir: Path | str, out_dir: Path | str | None = None, only: list[str] | None = None) -> list[Path]:
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "figures"
+    written: list[Path] = []
+    with plt.rc_context(STYLE):
+        for name, draw in FIGURES.items():
+            if only and name not in only:
+                continue
+            written += save(draw(run), out, name)
+    return written

@@ -1,0 +1,95 @@
+"""Judged completions and the rates a study reports.
+
+Rates per set and language: suppression (refusal or deflection), refusal, deflection, and fact recall
+(mean over prompts with facts); specificity is suppression on sensitive minus suppression on controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from interp.behaviour.judge import MarkerJudge, fact_recall, is_suppressed, verdict_certain
+from interp.behaviour.prompts import Prompt
+from interp.core.generation import complete
+from interp.core.measure import Intervention
+from interp.core.model import Model
+from interp.study.records import Example, LabelledRow, PairedRow, Rates, SetResult
+
+__all__ = ["as_prompts", "examples", "generate_rows", "judge_rows", "paired_rows", "rates", "rates_by_lang",
+           "set_result", "specificity"]
+
+
+def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge=None, set_name: str = "",
+               split: str = "") -> list[LabelledRow]:
+    judge = judge or MarkerJudge()
+    labels = judge([p.prompt for p in items], list(completions), [p.lang for p in items])
+    return [LabelledRow(set_name, split, p.prompt, p.lang, p.category, lab, text, tuple(p.facts),
+                        fact_recall(text, p.facts))
+            for p, text, lab in zip(items, completions, labels, strict=True)]
+
+
+def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervention | None, max_new_tokens: int,
+                  judge=None, description: str = "generating", show_progress: bool = True, set_name: str = "",
+                  split: str = "") -> list[LabelledRow]:
+    """Greedy completions (stopping once a refusal is certain), judged."""
+    texts = [p.prompt for p in items]
+
+    def run() -> list[str]:
+        return complete(model, texts, max_new_tokens, stop=verdict_certain, description=description,
+                        show_progress=show_progress)
+
+    if intervention is None:
+        completions = run()
+    else:
+        with intervention():
+            completions = run()
+    return judge_rows(items, completions, judge, set_name, split)
+
+
+def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
+    """Labelled rows back to prompts (with their facts, for fact recall), to generate on again."""
+    return [Prompt(r.prompt, r.category, r.lang, tuple(r.facts)) for r in rows]
+
+
+def rates(rows: Sequence[LabelledRow]) -> Rates:
+    n = len(rows)
+    if n == 0:
+        return Rates(None, None, None, None, 0)
+    recalls = [r.fact_recall for r in rows if r.fact_recall is not None]
+    return Rates(
+        suppression_rate=sum(is_suppressed(r.label) for r in rows) / n,
+        refusal_rate=sum(r.label == "refusal" for r in rows) / n,
+        deflection_rate=sum(r.label == "deflection" for r in rows) / n,
+        fact_recall=sum(recalls) / len(recalls) if recalls else None,
+        n=n,
+    )
+
+
+def rates_by_lang(rows: Sequence[LabelledRow]) -> dict[str, Rates]:
+    out = {"all": rates(rows)}
+    for lang in sorted({r.lang for r in rows}):
+        out[lang] = rates([r for r in rows if r.lang == lang])
+    return out
+
+
+def examples(before: Sequence[LabelledRow], after: Sequence[LabelledRow], n: int = 4) -> tuple[Example, ...]:
+    """Prompts whose suppression flipped (or the first few, if none did)."""
+    pairs = list(zip(before, after, strict=True))
+    flipped = [(b, a) for b, a in pairs if is_suppressed(b.label) != is_suppressed(a.label)]
+    return tuple(Example(b.prompt, b.lang, b.label, b.text, a.label, a.text) for b, a in (flipped or pairs)[:n])
+
+
+def set_result(before: Sequence[LabelledRow], after: Sequence[LabelledRow], with_examples: bool = True) -> SetResult:
+    return SetResult(rates_by_lang(before), rates_by_lang(after), examples(before, after) if with_examples else ())
+
+
+def paired_rows(kind: str, set_name: str, before: Sequence[LabelledRow], after: Sequence[LabelledRow]) -> list[PairedRow]:
+    return [PairedRow(kind, set_name, b.prompt, b.category, b.lang, b.label, a.label, is_suppressed(b.label),
+                      is_suppressed(a.label), b.fact_recall, a.fact_recall, b.text, a.text)
+            for b, a in zip(before, after, strict=True)]
+
+
+def specificity(sensitive: dict[str, Rates], controls: dict[str, Rates]) -> dict[str, float]:
+    """Suppression on sensitive minus on controls, per language present in both."""
+    return {lang: sensitive[lang].suppression_rate - controls[lang].suppression_rate
+            for lang in sensitive if lang in controls and sensitive[lang].n and controls[lang].n}

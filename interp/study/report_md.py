@@ -1,0 +1,149 @@
+"""report.md: a plain-language verdict first, then the before/after tables and example completions."""
+
+from __future__ import annotations
+
+from interp.study.records import KindResult, Rates, Report, SetResult, Transfer
+
+__all__ = ["render", "verdict"]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _undone(kind: KindResult) -> float | None:
+    before, after = kind.baseline.suppression_rate, kind.ablated.suppression_rate
+    return None if not before else (before - after) / before
+
+
+def verdict(report: Report) -> list[str]:
+    lines = []
+    for name, k in report.kinds.items():
+        if report.contrasts[name].derived:
+            continue
+        undone, rand = _undone(k), k.random_baseline.suppression_rate
+        target = report.contrasts[name].label or report.contrasts[name].target
+        beat = "beats" if k.ablated.suppression_rate < rand else "does NOT beat"
+        filters = k.scores.filters_passed or "?"
+        caveat = "" if filters == "kl+induce" else (
+            f" No candidate passed every selection filter; this one passed: {filters} (see the layer sweep).")
+        lines.append(
+            f"- **{name}** (layer {k.layer}, position {k.position}): ablation takes suppression on {target} "
+            f"test prompts from {_pct(k.baseline.suppression_rate)} to {_pct(k.ablated.suppression_rate)} "
+            f"({_pct(undone)} of it undone) at harmless KL {k.kl_harmless:.3f}; it {beat} a random direction "
+            f"of the same norm ({_pct(rand)}).{caveat}"
+        )
+    c = report.kinds["censorship"]
+    fr_b, fr_a = c.baseline.fact_recall, c.ablated.fact_recall
+    came_back = fr_a is not None and fr_b is not None and fr_a > fr_b + 0.05
+    lines.append(
+        f"- **facts**: fact recall on sensitive prompts goes from {_pct(fr_b)} to {_pct(fr_a)}: "
+        + ("some facts came back." if came_back else
+           "the facts did not come back; fewer refusals here do not mean an uncensored model.")
+    )
+    if c.specificity:
+        parts = ", ".join(f"{lang} {100 * v:+.0f} points" for lang, v in c.specificity.baseline.items())
+        lines.append(f"- **specificity** (suppression on sensitive minus controls) before ablation: {parts}. "
+                     "Near zero means the model silences politics in general, not China-sensitive topics.")
+    lines.append(f"- **same mechanism?** cosine(censorship, refusal) at the selected directions: "
+                 f"{report.cosine_selected:.2f}.")
+    s = report.kinds["censorship_specific"]
+    lines.append(f"- **censorship-specific component** (censorship minus its projection on refusal): ablating it alone "
+                 f"takes sensitive suppression from {_pct(s.baseline.suppression_rate)} to "
+                 f"{_pct(s.ablated.suppression_rate)}.")
+    lines += _transfer_verdict(report.transfer)
+    if report.empty_thought:
+        parts = "; ".join(f"{n}: " + ", ".join(f"{lang} {_pct(p)}" for lang, p in by.items())
+                          for n, by in report.empty_thought.items())
+        lines.append(f"- **empty thought** (P the reply skips its <think> block): {parts}.")
+    return lines
+
+
+def _transfer_verdict(t: Transfer | None) -> list[str]:
+    if not t:
+        return []
+    lines = []
+    for src, row in t.languages.built_from.items():
+        parts = ", ".join(f"{lang} {_pct(row.ablated.baseline[lang].suppression_rate)} -> "
+                          f"{_pct(row.ablated.ablated[lang].suppression_rate)}"
+                          for lang in row.ablated.ablated if lang != "all")
+        lines.append(f"- **transfer**: the censorship direction built from {src} prompts alone (cosine "
+                     f"{row.cosine_with_pooled:.2f} with the pooled one) takes sensitive suppression {parts}.")
+    r, c = t.kinds["refusal_on_censored"], t.kinds["censorship_on_harmful"]
+    lines.append(f"- **across kinds**: ablating the refusal direction takes sensitive suppression "
+                 f"{_pct(r.baseline['all'].suppression_rate)} -> {_pct(r.ablated['all'].suppression_rate)}; "
+                 f"the censorship direction takes harmful suppression {_pct(c.baseline['all'].suppression_rate)} -> "
+                 f"{_pct(c.ablated['all'].suppression_rate)}.")
+    return lines
+
+
+def _rates_table(title: str, result: SetResult) -> list[str]:
+    """One row per language of a before/after pair of rates."""
+    rows = [f"| {title} | lang | n | suppression before | after | deflection before | after | fact recall before | after |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for lang, before in result.baseline.items():
+        after = result.ablated[lang]
+        rows.append(f"| | {lang} | {before.n} | {_pct(before.suppression_rate)} | {_pct(after.suppression_rate)} | "
+                    f"{_pct(before.deflection_rate)} | {_pct(after.deflection_rate)} | "
+                    f"{_pct(before.fact_recall)} | {_pct(after.fact_recall)} |")
+    return rows
+
+
+def _transfer_section(t: Transfer | None) -> list[str]:
+    if not t:
+        return []
+    out = ["## Transfer: across languages and across kinds (test split)", "",
+           f"Censorship directions built from one language's train prompts alone, at layer {t.languages.layer}, "
+           f"position {t.languages.position}, ablated on sensitive prompts of every language:", ""]
+    for lang, row in t.languages.built_from.items():
+        out += _rates_table(f"{lang}-built", row.ablated) + [""]
+    out += ["Each direction outside its own contrast:", ""]
+    out += _rates_table("refusal dir on sensitive", t.kinds["refusal_on_censored"]) + [""]
+    out += _rates_table("censorship dir on harmful", t.kinds["censorship_on_harmful"]) + [""]
+    return out
+
+
+def _row(name: str, lang: str, before: Rates, after: Rates) -> str:
+    cells = [(before.suppression_rate, after.suppression_rate), (before.refusal_rate, after.refusal_rate),
+             (before.deflection_rate, after.deflection_rate), (before.fact_recall, after.fact_recall)]
+    return f"| {name} | {lang} | {before.n} | " + " | ".join(f"{_pct(b)} | {_pct(a)}" for b, a in cells) + " |"
+
+
+def _table(kind: KindResult) -> list[str]:
+    rows = ["| set | lang | n | suppression before | after | refusal before | after | deflection before | after | fact recall before | after |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, result in kind.sets.items():
+        rows += [_row(name, lang, before, result.ablated[lang]) for lang, before in result.baseline.items()]
+    return rows
+
+
+def _contrasts(report: Report) -> list[str]:
+    parts = [f"{c.name} = suppressed {' + '.join(c.suppressed_from)} minus answered {' + '.join(c.answered_from)}"
+             for c in report.contrasts.values() if not c.derived]
+    return [f"Directions (mean difference on the train split, per language): {'; '.join(parts)}.", ""] if parts else []
+
+
+def render(report: Report) -> str:
+    m = report.model
+    out = [f"# interp report: {m.name}", "",
+           f"Model fingerprint `{m.fingerprint[:16]}`, dtype {m.dtype}, backend {m.backend}, "
+           f"judge {report.judge}, interp {report.interp_version}, total {report.timings.get('total', 0):.0f} s.", "",
+           *_contrasts(report), "## Verdict", "", *verdict(report), ""]
+    for name, k in report.kinds.items():
+        out += [f"## {name}: ablation at every layer (test split)", "", *_table(k), "",
+                f"Harmless first-token KL {k.kl_harmless:.4f}; CE of base continuations {k.ce_harmless.base:.3f} -> "
+                f"{k.ce_harmless.ablated:.3f} nats/token. Random direction: suppression "
+                f"{_pct(k.random_baseline.suppression_rate)}, KL {k.random_baseline.kl_harmless:.4f}.", ""]
+        if k.steering:
+            out += ["Steering (raw mean difference x coef at its layer) on answered test prompts:", "",
+                    "| coef | suppression | KL harmless |", "|---|---|---|"]
+            out += [f"| {r.coef} | {_pct(r.suppression_rate)} | {r.kl_harmless:.3f} |" for r in k.steering]
+            out.append("")
+        out += ["Examples:", ""]
+        for ex in k.sets[report.contrasts[name].target].examples:
+            out += [f"- *{ex.prompt}* ({ex.lang})", f"  - before [{ex.baseline_label}]: {ex.baseline_text[:200]!r}",
+                    f"  - after [{ex.intervened_label}]: {ex.intervened_text[:200]!r}"]
+        out.append("")
+    out += _transfer_section(report.transfer)
+    out += ["## Timings (s)", "", " | ".join(f"{k} {v}" for k, v in report.timings.items()), ""]
+    return "\n".join(out)

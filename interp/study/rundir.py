@@ -1,0 +1,157 @@
+"""`RunDir`: the only code that knows a run directory's file names and its manifest. Every stage writes
+through it and every reader (report, figures, scripts) reads through it, typed.
+
+Files (all written atomically): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
+sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
+report.json + report.md; figures/. manifest.json records the run's identity and its completed stages:
+a resume against a different identity is refused, since mixing stages of two runs would give a report
+that belongs to neither.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from interp.core import directions as dirs
+from interp.core.atomic import (
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    check_out_dir,
+)
+from interp.core.errors import InterpError
+from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json, upgrade
+
+__all__ = ["RunDir"]
+
+MANIFEST = "manifest.json"
+
+
+class RunDir:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.completed: list[str] = []
+        self.resumed: list[str] = []  # stages loaded from an earlier, interrupted run
+        self.timings: dict[str, float] = {}
+
+    # -- manifest ---------------------------------------------------------------------------------
+    def open(self, identity: dict[str, Any], resume: bool) -> RunDir:
+        """Claim the directory for a run with this identity (or continue one with --resume)."""
+        check_out_dir(self.path)
+        identity = json.loads(json.dumps(identity, default=str))  # normalised as it will be stored
+        manifest = self.path / MANIFEST
+        if manifest.exists() and not resume:
+            raise InterpError(f"{self.path} holds an earlier run; pass --resume to continue it or choose another --out")
+        if not manifest.exists() and self.path.is_dir() and any(self.path.iterdir()) and not resume:
+            raise InterpError(f"--out {self.path} is not empty and holds no run; choose a new directory")
+        if resume and manifest.exists():
+            stored = self._read_json(MANIFEST)
+            if not isinstance(stored, dict) or stored.get("identity") != identity:
+                old = stored.get("identity", {}) if isinstance(stored, dict) else {}
+                differs = sorted(k for k in identity if old.get(k) != identity[k]) or ["identity"]
+                raise InterpError(f"{self.path}: --resume with a different {', '.join(differs)}; use a new --out")
+            self.completed = [s for s in stored.get("completed", []) if s != "report"]
+            self.timings = dict(stored.get("timings", {}))
+            self.resumed = list(self.completed)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.identity = identity
+        return self
+
+    def done(self, stage: str) -> bool:
+        return stage in self.completed
+
+    def complete(self, stage: str, seconds: float | None = None) -> None:
+        if seconds is not None:
+            self.timings[stage] = round(seconds, 2)
+        self.completed.append(stage)
+        atomic_write_json(self.path / MANIFEST,
+                          {"identity": self.identity, "completed": self.completed, "timings": self.timings})
+
+    # -- stage files ------------------------------------------------------------------------------
+    def write_labels(self, rows: list[LabelledRow]) -> None:
+        atomic_write_jsonl(self.path / "labels.jsonl", [to_json(r) for r in rows])
+
+    def labels(self) -> Labels:
+        return Labels([from_json(LabelledRow, row, f"labels.jsonl:{i + 1}")
+                       for i, row in enumerate(self._read_jsonl("labels.jsonl"))])
+
+    def write_candidates(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        atomic_save_tensors({k: v.float().contiguous().clone() for k, v in tensors.items()},
+                            self.path / "candidates.safetensors")
+        atomic_write_json(self.path / "candidates.json", meta)
+
+    def candidates(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return self._tensors("candidates.safetensors"), self._read_json("candidates.json")
+
+    def write_directions(self, chosen: list[dirs.Direction], candidates: dict[str, torch.Tensor]) -> None:
+        dirs.save(chosen, self.path, {f"{k}.candidates": v for k, v in candidates.items()})
+
+    def direction(self, kind: str, fingerprint: str | None = None) -> dirs.Direction:
+        return dirs.load(self.path, kind, expect_fingerprint=fingerprint)
+
+    def direction_candidates(self) -> dict[str, torch.Tensor]:
+        """kind -> [layer, pos, d_model] candidates saved beside the chosen directions."""
+        path = self.path / "directions.safetensors"
+        tensors = self._tensors("directions.safetensors") if path.is_file() else {}
+        return {k.removesuffix(".candidates"): v for k, v in tensors.items() if k.endswith(".candidates")}
+
+    def write_json(self, name: str, value: Any) -> None:
+        atomic_write_json(self.path / f"{name}.json", to_json(value))
+
+    def read(self, name: str, cls: Any) -> Any:
+        return from_json(cls, self._read_json(f"{name}.json"), f"{name}.json")
+
+    def write_per_prompt(self, rows: list[PairedRow]) -> None:
+        atomic_write_jsonl(self.path / "per_prompt.jsonl", [to_json(r) for r in rows])
+
+    def per_prompt(self) -> list[PairedRow]:
+        if not (self.path / "per_prompt.jsonl").is_file():
+            return []
+        return [from_json(PairedRow, row, f"per_prompt.jsonl:{i + 1}")
+                for i, row in enumerate(self._read_jsonl("per_prompt.jsonl"))]
+
+    # -- the report -------------------------------------------------------------------------------
+    def write_report(self, report: Report, markdown: str) -> None:
+        atomic_write_json(self.path / "report.json", to_json(report))
+        atomic_write_text(self.path / "report.md", markdown)
+
+    def report(self) -> Report:
+        if not (self.path / "report.json").is_file():
+            raise InterpError(f"{self.path}: no report.json; is this a finished `interp run` directory?")
+        data = self._read_json("report.json")
+        if not isinstance(data, dict):
+            raise InterpError(f"{self.path / 'report.json'}: not a report (a JSON object is expected)")
+        return from_json(Report, upgrade(data), "report.json")
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    # -- readers ------------------------------------------------------------------------------------
+    def _read_json(self, name: str) -> Any:
+        path = self.path / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err
+
+    def _read_jsonl(self, name: str) -> list[Any]:
+        path = self.path / name
+        try:
+            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, ValueError) as err:
+            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err
+
+    def _tensors(self, name: str) -> dict[str, torch.Tensor]:
+        path = self.path / name
+        try:
+            return load_file(str(path))
+        except (OSError, SafetensorError) as err:
+            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err

@@ -1,0 +1,232 @@
+"""The one runner: the study's stages in order, each checkpointed in the run directory so an interrupted
+run resumes where it stopped. `run` is `interp run`; `find_directions` is `interp direction` (the
+stages up to select, on the train and validation splits only)."""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.behaviour import prompts as P
+from interp.core.directions import Direction
+from interp.core.generation import completion_cache_enabled
+from interp.core.measure import last_logits
+from interp.core.model import Model
+from interp.core.selection import Scorer
+from interp.core.version import __version__
+from interp.study.config import CONTRASTS, SEED, Contrast, RunConfig
+from interp.study.records import (
+    Analysis,
+    KindResult,
+    Labels,
+    ModelInfo,
+    PromptSetInfo,
+    Report,
+    SteerPoint,
+    SuppressionTokens,
+    SweepRow,
+    Transfer,
+    to_json,
+)
+from interp.study.rundir import RunDir
+from interp.study.stages.analysis import analyse, cosine_per_layer
+from interp.study.stages.candidates import Candidates, extract_candidates
+from interp.study.stages.evaluate import evaluate_kind
+from interp.study.stages.label import label_sets, load_sets
+from interp.study.stages.select import build_scorer, select
+from interp.study.stages.steer import dose_response
+from interp.study.stages.transfer import transfer
+
+__all__ = ["STAGES", "Study", "find_directions", "run"]
+
+STAGES = ("label", "activations", "select", "evaluate", "steering", "transfer", "analysis", "report")
+
+
+class Study:
+    """One run directory's study. Each stage is computed at most once: loaded if the manifest says it is
+    done, else computed (pulling the stages it needs), saved atomically and marked done."""
+
+    def __init__(self, model: Model, out: Path | str, config: RunConfig, resume: bool = False,
+                 contrasts: tuple[Contrast, ...] = CONTRASTS, splits: tuple[str, ...] = P.SPLITS,
+                 load_seconds: float = 0.0):
+        self.model, self.config, self.contrasts = model, config, contrasts
+        self.extracted = tuple(c for c in contrasts if not c.derived)
+        needed = {s for c in self.extracted for s in (c.target, c.control, *c.suppressed_from, *c.answered_from)}
+        self.sets = load_sets(config, tuple(n for n in P.BUILTIN if n in needed | {"harmless"}), splits)
+        self.hashes = {name: by["train"].sha256 for name, by in self.sets.items()}
+        identity = {"model": model.fingerprint, "dtype": model.dtype_name, "backend": model.backend_name,
+                    "config": to_json(config), "prompt_sets": self.hashes,
+                    "contrasts": {c.name: to_json(c) for c in contrasts}}
+        self.dir = RunDir(out).open(identity, resume)
+        self.dir.timings.setdefault("load", round(load_seconds, 2))
+        self.started = time.perf_counter() - load_seconds
+
+    def _stage(self, name: str, compute: Callable[[], Any], save: Callable[[Any], None], load: Callable[[], Any]) -> Any:
+        if self.dir.done(name):
+            return load()
+        print(f"[interp] stage: {name}")
+        start = time.perf_counter()
+        value = compute()
+        save(value)
+        self.dir.complete(name, time.perf_counter() - start)
+        return value
+
+    @cached_property
+    def labels(self) -> Labels:
+        return self._stage("label", lambda: Labels(label_sets(self.model, self.sets, self.config)),
+                           lambda labels: self.dir.write_labels(labels.all), self.dir.labels)
+
+    @cached_property
+    def candidates(self) -> Candidates:
+        def compute() -> Candidates:
+            return extract_candidates(self.model, self.labels, self.config, self.extracted)
+
+        def save(c: Candidates) -> None:
+            self.dir.write_candidates(c.tensors(), {"strata": c.strata})
+
+        def load() -> Candidates:
+            tensors, meta = self.dir.candidates()
+            return Candidates.from_tensors(tensors, meta["strata"])
+
+        return self._stage("activations", compute, save, load)
+
+    @cached_property
+    def selected(self) -> tuple[dict[str, Direction], dict[str, tuple[SweepRow, ...]], SuppressionTokens]:
+        def compute():
+            candidates = self.candidates  # first: a missing behavioural contrast is the error to report
+            scorer, tokens = build_scorer(self.model, self.labels)
+            chosen, sweeps = select(self.model, candidates, self.labels, scorer, self.config, self.contrasts,
+                                    self.hashes)
+            return chosen, sweeps, SuppressionTokens(tuple(scorer.token_ids), tuple(tokens))
+
+        def save(value) -> None:
+            chosen, sweeps, tokens = value
+            self.dir.write_directions(list(chosen.values()), {c.name: self.candidates.by_kind[c.name]
+                                                              for c in self.extracted})
+            self.dir.write_json("sweeps", sweeps)
+            self.dir.write_json("scorer", tokens)
+
+        def load():
+            chosen = {c.name: self.dir.direction(c.name, self.model.fingerprint) for c in self.contrasts}
+            return (chosen, self.dir.read("sweeps", dict[str, tuple[SweepRow, ...]]),
+                    self.dir.read("scorer", SuppressionTokens))
+
+        return self._stage("select", compute, save, load)
+
+    @property
+    def chosen(self) -> dict[str, Direction]:
+        return self.selected[0]
+
+    @cached_property
+    def scorer(self) -> Scorer:
+        return Scorer(list(self.selected[2].token_ids))
+
+    def harmless_logits(self) -> torch.Tensor:  # computed once, only if a stage that needs it runs
+        if not hasattr(self, "_harmless_logits"):
+            self._harmless_logits = last_logits(self.model, [r.prompt for r in self.labels.rows("harmless", "test")])
+        return self._harmless_logits
+
+    @cached_property
+    def evaluated(self) -> dict[str, KindResult]:
+        def compute() -> dict[str, KindResult]:
+            results, paired = {}, []
+            for c in self.contrasts:
+                results[c.name], rows = evaluate_kind(self.model, c, self.chosen[c.name], self.labels, self.config,
+                                                      self.harmless_logits)
+                paired += rows
+            self.dir.write_per_prompt(paired)
+            return results
+
+        return self._stage("evaluate", compute, lambda v: self.dir.write_json("evaluate", v),
+                           lambda: self.dir.read("evaluate", dict[str, KindResult]))
+
+    @cached_property
+    def steering(self) -> dict[str, tuple[SteerPoint, ...]]:
+        return self._stage("steering", lambda: {
+            c.name: dose_response(self.model, c, self.chosen[c.name], self.labels, self.config, self.harmless_logits)
+            for c in self.contrasts if c.steer},
+            lambda v: self.dir.write_json("steering", v), lambda: self.dir.read("steering", dict[str, tuple[SteerPoint, ...]]))
+
+    @cached_property
+    def transferred(self) -> Transfer | None:
+        if not self.config.transfer:
+            return None
+        return self._stage("transfer", lambda: transfer(self.model, self.candidates, self.chosen, self.labels, self.config),
+                           lambda v: self.dir.write_json("transfer", v), lambda: self.dir.read("transfer", Transfer))
+
+    @cached_property
+    def analysis(self) -> Analysis:
+        extracted = {c.name: self.chosen[c.name] for c in self.extracted}
+        return self._stage("analysis", lambda: Analysis(*analyse(self.model, self.labels, extracted)),
+                           lambda v: self.dir.write_json("analysis", v), lambda: self.dir.read("analysis", Analysis))
+
+    def report(self) -> Report:
+        """Every stage, then report.json and report.md."""
+        from dataclasses import replace
+
+        from interp.study.report_md import render
+
+        kinds = {k: replace(r, steering=self.steering.get(k)) for k, r in self.evaluated.items()}
+        transferred, analysis = self.transferred, self.analysis
+        chosen, sweeps, tokens = self.selected
+        report = Report(
+            kinds=kinds, projections=analysis.projections, logit_lens=analysis.logit_lens, transfer=transferred,
+            empty_thought=_empty_thought(self.labels),
+            cosine_censorship_refusal=cosine_per_layer(self.candidates.by_kind, chosen),
+            cosine_selected=chosen["censorship"].cosine(chosen["refusal"]),
+            sweeps=sweeps, suppression_tokens=tokens.tokens,
+            contrasts={c.name: c for c in self.contrasts}, contrast_strata=self.candidates.strata,
+            model=ModelInfo(**self.model.describe()), interp_version=__version__, versions=_versions(),
+            seeds={"global": SEED, "split": P.SPLIT_SEED},
+            prompt_sets={n: PromptSetInfo(by["train"].sha256, **{s: len(v) for s, v in by.items()})
+                         for n, by in self.sets.items()},
+            judge="markers", completion_cache=completion_cache_enabled(), config=self.config,
+            resumed_stages=tuple(self.dir.resumed),
+            timings=dict(self.dir.timings, total=round(time.perf_counter() - self.started, 2)),
+        )
+        self.dir.write_report(report, render(report))
+        self.dir.complete("report")
+        return report
+
+
+def run(model: Model, out: Path | str, config: RunConfig, load_seconds: float = 0.0, resume: bool = False) -> Report:
+    """`interp run`: every stage; report.json and report.md in `out`."""
+    random.seed(SEED)
+    torch.manual_seed(SEED)
+    return Study(model, out, config, resume=resume, load_seconds=load_seconds).report()
+
+
+def find_directions(model: Model, out: Path | str, config: RunConfig, kinds: tuple[str, ...],
+                    resume: bool = False) -> dict[str, Direction]:
+    """`interp direction`: label train and validation prompts, extract, select; directions.* in `out`."""
+    random.seed(SEED)
+    torch.manual_seed(SEED)
+    contrasts = tuple(c for c in CONTRASTS if c.name in kinds)
+    study = Study(model, out, config, resume=resume, contrasts=contrasts, splits=("train", "val"))
+    return {k: study.chosen[k] for k in kinds}
+
+
+def _empty_thought(labels: Labels) -> dict[str, dict[str, float]] | None:
+    """Reasoning models: mean P(empty thought) per set and language over all splits (None otherwise)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for r in labels:
+        if r.p_empty_thought is not None:
+            values.setdefault(r.set, {}).setdefault(r.lang, []).append(r.p_empty_thought)
+    return {n: {lang: sum(v) / len(v) for lang, v in by.items()} for n, by in values.items()} or None
+
+
+def _versions() -> dict[str, str]:
+    import nnsight
+    import transformer_lens
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "transformer_lens": getattr(transformer_lens, "__version__", "?"), "nnsight": nnsight.__version__,
+            "platform": platform.platform()}

@@ -1,0 +1,3 @@
+"""The stages of a study, in run order: label, candidates, select, evaluate, steer, transfer, analysis.
+Each is a function from records (and the model) to records; `interp.study.runner` orders and checkpoints
+them, and nothing here touches the run directory."""

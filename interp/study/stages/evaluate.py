@@ -1,0 +1,53 @@
+"""Evaluate: each chosen direction ablated on the test split of its target and control sets, against a
+random direction of the same norm, with the damage on harmless prompts (first-token KL, and the
+cross-entropy of the base model's own continuations)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from interp.core.directions import Direction, random_like
+from interp.core.interventions import ablate
+from interp.core.measure import continuation_ce, kl_under
+from interp.core.model import Model
+from interp.study.config import SEED, Contrast, RunConfig
+from interp.study.measures import as_prompts, generate_rows, paired_rows, rates, set_result, specificity
+from interp.study.records import CE, KindResult, Labels, PairedRow, RandomBaseline, Scores, Specificity
+
+__all__ = ["evaluate_kind"]
+
+
+def evaluate_kind(model: Model, c: Contrast, direction: Direction, labels: Labels, config: RunConfig,
+                  harmless_logits: Callable[[], torch.Tensor]) -> tuple[KindResult, list[PairedRow]]:
+    def ablated() -> object:
+        return ablate(model, direction)
+
+    sets, paired = {}, []
+    for set_name in (c.target, c.control):
+        before = labels.rows(set_name, "test")
+        after = generate_rows(model, as_prompts(before), ablated, config.label_tokens,
+                              description=f"ablate {direction.kind}: {set_name}", set_name=set_name, split="test")
+        sets[set_name] = set_result(before, after)
+        paired += paired_rows(direction.kind, set_name, before, after)
+    harmless = [r.prompt for r in labels.rows("harmless", "test")]
+    kl = kl_under(model, harmless, ablated, harmless_logits())
+    ce_rows = labels.rows("harmless", "test")[: config.ce_n]
+    ce_args = ([r.prompt for r in ce_rows], [r.text for r in ce_rows])
+    ce = CE(continuation_ce(model, *ce_args), continuation_ce(model, *ce_args, intervention=ablated))
+    rand = random_like(direction, SEED)
+    target_rows = labels.rows(c.target, "test")
+    rand_rows = generate_rows(model, as_prompts(target_rows), lambda: ablate(model, rand), config.label_tokens,
+                              description=f"random baseline {c.name}", set_name=c.target, split="test")
+    paired += paired_rows(rand.kind, c.target, target_rows, rand_rows)
+    r = rates(rand_rows)
+    random_baseline = RandomBaseline(r.suppression_rate, r.refusal_rate, r.deflection_rate, r.fact_recall, r.n,
+                                     kl_under(model, harmless, lambda: ablate(model, rand), harmless_logits()))
+    spec = None
+    if c.specificity:
+        t, k = sets[c.target], sets[c.control]
+        spec = Specificity(specificity(t.baseline, k.baseline), specificity(t.ablated, k.ablated))
+    result = KindResult(direction.layer, direction.position, Scores(**direction.scores), sets,
+                        sets[c.target].baseline["all"], sets[c.target].ablated["all"], kl, ce, random_baseline, spec)
+    return result, paired

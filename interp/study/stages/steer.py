@@ -1,0 +1,34 @@
+"""Steer: the raw mean difference added at its layer, at each coefficient, on answered control prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from interp.behaviour.judge import is_suppressed
+from interp.core.directions import Direction
+from interp.core.interventions import steer
+from interp.core.measure import kl_under
+from interp.core.model import Model
+from interp.study.config import Contrast, RunConfig
+from interp.study.measures import as_prompts, generate_rows, rates
+from interp.study.records import Labels, SteerPoint
+
+__all__ = ["dose_response"]
+
+
+def dose_response(model: Model, c: Contrast, direction: Direction, labels: Labels, config: RunConfig,
+                  harmless_logits: Callable[[], torch.Tensor]) -> tuple[SteerPoint, ...]:
+    answered = [r for r in labels.rows(c.control, "test") if not is_suppressed(r.label)][: config.steer_n]
+    items = as_prompts(answered)
+    harmless = [r.prompt for r in labels.rows("harmless", "test")]
+    points = []
+    for coef in config.coefs:
+        def intervention(coef: float = coef) -> object:
+            return steer(model, direction, coef)
+
+        out = generate_rows(model, items, intervention, config.label_tokens, description=f"steer {c.name} x{coef}")
+        points.append(SteerPoint(coef, rates(out).suppression_rate, len(out),
+                                 kl_under(model, harmless, intervention, harmless_logits())))
+    return tuple(points)
