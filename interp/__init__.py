@@ -11,7 +11,7 @@ from typing import Any
 # name -> (module, attribute). Imported on first use, so `import interp.study.figures` (no model needed)
 # does not pay for torch and transformers.
 _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
-    "make_judge": ("interp.behaviour.judge", "make_judge"),
+    "make_judge": ("interp.behaviour.judges", "make_judge"),
     "Prompt": ("interp.behaviour.prompts", "Prompt"),
     "PromptSet": ("interp.behaviour.prompts", "PromptSet"),
     "load_prompts": ("interp.behaviour.prompts", "load"),

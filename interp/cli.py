@@ -27,7 +27,9 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="embedded | embedde
 DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU supports it, else fp32) | bf16 | fp16 | fp32")]
 BackendOpt = Annotated[str, typer.Option(help="transformer_lens (TransformerBridge) | nnsight")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu | cuda | cuda:N")]
-JudgeOpt = Annotated[str, typer.Option(help="markers (offline, default) | model:SPEC (a chat model grades with a rubric)")]
+JudgeOpt = Annotated[str, typer.Option(help="markers (offline default: markers, repetition, fact checklist) | model:SPEC "
+                                            "(a local chat model with the rubric) | openai:URL[#MODEL] (an OpenAI-compatible "
+                                            "endpoint; key from $INTERP_JUDGE_API_KEY)")]
 MethodOpt = Annotated[str, typer.Option(help="mean_diff (difference of means) | pca (of paired differences) | probe (logistic regression)")]
 AffineOpt = Annotated[bool, typer.Option("--affine", help="Ablate relative to the answered-set mean (affine variant)")]
 DeviceMapOpt = Annotated[str | None, typer.Option(
@@ -143,7 +145,7 @@ def label_cmd(
 ) -> None:
     """Run the model on a prompt set and label each completion: answer, refusal or deflection."""
     from interp.behaviour import prompts as P
-    from interp.behaviour.judge import make_judge
+    from interp.behaviour.judges import make_judge
     from interp.core.atomic import atomic_write_jsonl
     from interp.study.measures import generate_rows, rates_by_lang
     from interp.study.records import to_json
@@ -169,6 +171,8 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-<timestamp>)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets: a smoke test in a few minutes")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last completed stage")] = False,
+    eval_tokens: Annotated[int | None, typer.Option(
+        help="New tokens for every test-split generation (default 128; 64 with --quick); recorded in report.json")] = None,
     per_split: Annotated[int | None, typer.Option(
         help="Cap prompts per set and split (e.g. 40 for a 1.5B model on a laptop); default: all")] = None,
     method: MethodOpt = "mean_diff",
@@ -184,11 +188,13 @@ def run(
     out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if per_split is not None and per_split < 4:
         raise InterpError(f"--per-split must be at least 4, got {per_split}")
+    if eval_tokens is not None and eval_tokens < 1:
+        raise InterpError(f"--eval-tokens must be at least 1, got {eval_tokens}")
     check_out_dir(out)
     started = time.perf_counter()
     m = opts.load()
-    config = RunConfig.make(quick, method=method, affine=affine,
-                            **({"per_split": per_split} if per_split is not None else {}))
+    given = {"per_split": per_split, "eval_tokens": eval_tokens}
+    config = RunConfig.make(quick, method=method, affine=affine, **{k: v for k, v in given.items() if v is not None})
     run_study(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     from interp.study.figures import make_all
 
@@ -232,11 +238,14 @@ def evaluate(
     harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
     intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
     coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt")] = 32,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt (long enough to tell invention "
+                                                     "from truth; recorded)")] = 128,
+    judge: JudgeOpt = "markers",
     allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
 ) -> None:
     """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
     from interp.behaviour import prompts as P
+    from interp.behaviour.judges import make_judge
     from interp.core import directions as dirs
     from interp.core.atomic import atomic_write_json
     from interp.core.interventions import ablate, steer
@@ -248,16 +257,20 @@ def evaluate(
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
     chosen = P.load(prompts)
     harmless_set = P.load(harmless) if harmless else None
+    if max_new_tokens < 1:
+        raise InterpError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=None if allow_other_model else m.fingerprint,
                   expect_d_model=m.d_model)
+    grader = make_judge(judge, opts.load)
 
     def act():
         return ablate(m, d) if intervention == "ablate" else steer(m, d, coef)
 
-    before = generate_rows(m, chosen.items, None, max_new_tokens, description="baseline")
-    after = generate_rows(m, chosen.items, act, max_new_tokens, description=intervention)
-    result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention,
+    before = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description="baseline")
+    after = generate_rows(m, chosen.items, act, max_new_tokens, judge=grader, description=intervention)
+    result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention, "judge": grader.name,
+              "max_new_tokens": max_new_tokens,
               "coef": coef if intervention == "steer" else None, "prompts": {"source": chosen.source, "sha256": chosen.sha256},
               "baseline": to_json(rates(before)), "intervened": to_json(rates(after)),
               "per_prompt": [{"prompt": b.prompt, "lang": b.lang, "category": b.category,
@@ -267,7 +280,38 @@ def evaluate(
     if harmless_set is not None:
         result["kl_harmless"] = kl_under(m, harmless_set.texts, act)
     atomic_write_json(out, result)
-    print(f"suppression {result['baseline']['suppression_rate']:.2f} -> {result['intervened']['suppression_rate']:.2f}; wrote {out}")
+    b, a = result["baseline"], result["intervened"]
+    print(f"suppression {b['suppression_rate']:.2f} -> {a['suppression_rate']:.2f}; faithful {b['faithful_rate']:.2f} -> "
+          f"{a['faithful_rate']:.2f}; invented {b['invented_rate']:.2f} -> {a['invented_rate']:.2f} "
+          f"(judge {grader.name}, {max_new_tokens} tokens); wrote {out}")
+
+
+@app.command()
+def judge(
+    completions: Annotated[Path, typer.Option(help="JSONL of completions made anywhere: prompt, completion, lang "
+                                                   "(en|zh); optional facts, reference, official")],
+    out: Annotated[Path, typer.Option(help="The same rows with a verdict and the judge's name (JSONL)")],
+    judge: JudgeOpt = "markers",
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Judge completions produced elsewhere (another tool's, a paper's) with interp's four verdicts."""
+    from interp.behaviour.judge import VERDICTS
+    from interp.behaviour.judges import make_judge, read_cases
+    from interp.core.atomic import atomic_write_jsonl, check_out_dir
+
+    check_out_dir(out)
+    cases = read_cases(completions)  # every row checked before any judge is loaded
+    grader = make_judge(judge, ModelOptions(dtype=dtype, device=device).load)
+    verdicts = grader(cases)
+    rows = [{"prompt": c.prompt, "completion": c.completion, "lang": c.lang, "verdict": v, "judge": grader.name}
+            for c, v in zip(cases, verdicts, strict=True)]
+    atomic_write_jsonl(out, rows)
+    for lang in sorted({c.lang for c in cases}):
+        mine = [v for c, v in zip(cases, verdicts, strict=True) if c.lang == lang]
+        shares = ", ".join(f"{name} {mine.count(name) / len(mine):.2f}" for name in VERDICTS)
+        print(f"[{lang}] n={len(mine)} {shares}")
+    print(f"wrote {out} (judge {grader.name})")
 
 
 @app.command()

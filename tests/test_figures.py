@@ -21,7 +21,7 @@ def synthetic_run(path):
     ablated = R.Rates(0.1, 0.1, 0.0, 0.3, 10)
     sets = {"censored": R.SetResult({"all": rates, "en": rates}, {"all": ablated, "en": ablated})}
     kind = R.KindResult(2, -1, R.Scores(-1.0, 0.5, 0.05), sets, rates, ablated, 0.05, R.CE(0.6, 0.7),
-                        R.RandomBaseline(0.6, 0.5, 0.1, 0.2, 10, 0.01),
+                        R.RandomBaseline(rates, 0.01),
                         steering=tuple(R.SteerPoint(c, c / 2, 8, c / 10) for c in (0, 1, 2)))
     sweeps = tuple(R.SweepRow(L, p - pos, -L + p, L / 2, 0.01 * L) for L in range(5) for p in range(pos))
     kinds = ("censorship", "refusal")

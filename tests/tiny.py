@@ -89,7 +89,7 @@ def tiny_config():
     """The `--quick` run configuration shrunk further for tiny models: seconds per stage."""
     from interp.study.config import RunConfig
 
-    return RunConfig.make(quick=True, per_split=4, label_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2)
+    return RunConfig.make(quick=True, per_split=4, label_tokens=12, eval_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2)
 
 
 def tiny_refuser() -> Model:

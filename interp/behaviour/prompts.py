@@ -1,6 +1,7 @@
 """Prompt sets: the project's own (shipped as JSONL), user files, and deterministic splits.
 
-Schema, one object a line: {"prompt": str, "category": str, "lang": "en"|"zh", "facts": [str, ...]}.
+Schema, one object a line: {"prompt": str, "category": str, "lang": "en"|"zh", "facts": [str | [str, ...], ...],
+"reference": str?, "official": str?}; a fact given as a list holds alternatives (synonyms, EN/ZH forms).
 `load(name_or_path, split=...)` returns `PromptSet`s; a split is a seeded, stratified (category x
 language) partition, so the same prompts land in the same split on every machine.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from interp.core.errors import InterpError
 
-__all__ = ["BUILTIN", "Prompt", "PromptSet", "SPLITS", "SPLIT_SEED", "load", "parse", "split_indices"]
+__all__ = ["BUILTIN", "Prompt", "PromptSet", "SPLITS", "SPLIT_SEED", "check_row", "load", "parse", "split_indices"]
 
 BUILTIN = ("censored", "controls", "harmful", "harmless")
 SPLITS = ("train", "val", "test")
@@ -32,10 +33,14 @@ class Prompt:
     prompt: str
     category: str = "user"
     lang: str = "en"
-    facts: tuple[str, ...] = ()
+    facts: tuple[tuple[str, ...], ...] = ()  # each fact: alternatives, any one of which states it
+    reference: str | None = None  # a short true answer (sensitive prompts)
+    official: str | None = None  # the official-line answer (sensitive prompts)
 
     def to_json(self) -> dict:
-        return {"prompt": self.prompt, "category": self.category, "lang": self.lang, "facts": list(self.facts)}
+        extra = {k: v for k, v in (("reference", self.reference), ("official", self.official)) if v}
+        return {"prompt": self.prompt, "category": self.category, "lang": self.lang,
+                "facts": [list(f) for f in self.facts]} | extra
 
 
 @dataclass
@@ -71,7 +76,7 @@ class PromptSet:
         return self.subset(sorted(order[:n]))
 
 
-def _check_row(obj: object, where: str) -> Prompt:
+def check_row(obj: object, where: str) -> Prompt:
     if not isinstance(obj, dict):
         raise InterpError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     text = obj.get("prompt")
@@ -81,9 +86,22 @@ def _check_row(obj: object, where: str) -> Prompt:
     if lang not in ("en", "zh"):
         raise InterpError(f"{where}: 'lang' must be 'en' or 'zh', got {lang!r}")
     facts = obj.get("facts") or []
-    if not isinstance(facts, list) or not all(isinstance(f, str) and f for f in facts):
-        raise InterpError(f"{where}: 'facts' must be a list of non-empty strings")
-    return Prompt(text.strip(), str(obj.get("category") or "user"), lang, tuple(facts))
+    if not isinstance(facts, list) or not all(_is_fact(f) for f in facts):
+        raise InterpError(f"{where}: 'facts' must be a list of non-empty strings or of lists of alternatives")
+    answers = {}
+    for key in ("reference", "official"):
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InterpError(f"{where}: {key!r} must be a non-empty string")
+        answers[key] = value.strip() if value else None
+    return Prompt(text.strip(), str(obj.get("category") or "user"), lang,
+                  tuple((f,) if isinstance(f, str) else tuple(f) for f in facts), **answers)
+
+
+def _is_fact(fact: object) -> bool:
+    if isinstance(fact, str):
+        return bool(fact.strip())
+    return isinstance(fact, list) and bool(fact) and all(isinstance(a, str) and a.strip() for a in fact)
 
 
 def parse(data: bytes, source: str) -> list[Prompt]:
@@ -102,18 +120,18 @@ def parse(data: bytes, source: str) -> list[Prompt]:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise InterpError(f"{source}:{number}: malformed JSON ({err.msg})") from err
-            items.append(_check_row(obj, f"{source}:{number}"))
+            items.append(check_row(obj, f"{source}:{number}"))
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "prompt" not in reader.fieldnames:
             raise InterpError(f"{source}:1: CSV needs a 'prompt' column (found {reader.fieldnames})")
         for number, row in enumerate(reader, start=2):
             facts = [f for f in (row.get("facts") or "").split("|") if f]
-            items.append(_check_row({**row, "facts": facts, "lang": row.get("lang") or "en"}, f"{source}:{number}"))
+            items.append(check_row({**row, "facts": facts, "lang": row.get("lang") or "en"}, f"{source}:{number}"))
     else:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                items.append(_check_row({"prompt": line}, f"{source}:{number}"))
+                items.append(check_row({"prompt": line}, f"{source}:{number}"))
     if not items:
         raise InterpError(f"{source}: no prompts in the file")
     seen: dict[str, int] = {}

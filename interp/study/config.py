@@ -65,7 +65,10 @@ def _opt(default, help: str, **kw):
 @dataclass(frozen=True)
 class RunConfig:
     quick: bool = _opt(False, "small subsets: a smoke test in minutes")
-    label_tokens: int = _opt(32, "new tokens when labelling behaviour (generation stops early once suppressed)")
+    label_tokens: int = _opt(32, "new tokens when labelling train and validation prompts for the contrast "
+                                 "(generation stops early once suppressed)")
+    eval_tokens: int = _opt(128, "new tokens for every test-split generation (baselines, ablation, steering, "
+                                 "transfer, random): long enough to tell invention from truth")
     sweep_n: int = _opt(8, "validation prompts per group in the selection sweep")
     confirm_n: int = _opt(32, "harmless validation prompts on which the front-runners' KL is confirmed")
     sweep_positions: int | None = _opt(None, "sweep only the last k post-instruction positions (None: all)")
@@ -82,7 +85,7 @@ class RunConfig:
     @classmethod
     def make(cls, quick: bool, **overrides) -> RunConfig:
         if quick:
-            small = dict(quick=True, label_tokens=24, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0),
+            small = dict(quick=True, label_tokens=24, eval_tokens=64, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0),
                          steer_n=8, ce_n=8, per_split=16, transfer=False)
             return cls(**(small | overrides))
         return cls(**overrides)

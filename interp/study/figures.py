@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from interp.behaviour.judge import is_suppressed  # noqa: E402
 from interp.study.records import PairedRow, Report  # noqa: E402
 from interp.study.rundir import RunDir  # noqa: E402
 
@@ -109,7 +110,7 @@ def projections(run: Run) -> plt.Figure:
             groups = defaultdict(list)
             for r in rows:
                 if r.lang == lang:
-                    groups[f"{r.set} ({'suppressed' if r.label != 'answer' else 'answered'})"].append(r.values[kind])
+                    groups[f"{r.set} ({'suppressed' if is_suppressed(r.label) else 'answered'})"].append(r.values[kind])
             for name in sorted(groups):
                 ax.hist(groups[name], bins=20, alpha=0.5, label=f"{name}, n={len(groups[name])}")
             ax.set(title=f"{kind} direction, {lang} prompts", xlabel="projection (residual units)", ylabel="prompts")
@@ -140,10 +141,10 @@ def dose_response(run: Run) -> plt.Figure:
 
 
 def before_after(run: Run) -> plt.Figure:
-    """Suppression and fact recall by topic and language, before and after ablation, with random."""
+    """Suppression and faithful answers by topic and language, before and after ablation, with random."""
     fig, axes = plt.subplots(2, 1, figsize=(12, 8))
     rows = [r for r in run.per_prompt if r.kind in ("censorship", "random_censorship") and r.set == "censored"]
-    for ax, metric in zip(axes, ("suppressed", "fact_recall"), strict=True):
+    for ax, metric in zip(axes, ("suppressed", "faithful"), strict=True):
         keys = sorted({(r.category, r.lang) for r in rows})
         bars = {"before": [], "after": [], "random": []}
         for key in keys:
@@ -158,7 +159,7 @@ def before_after(run: Run) -> plt.Figure:
             ax.bar([x + offset for x in xs], [100 * v for v in bars[name]], width=0.27, color=COLORS[name],
                    label={"before": "baseline", "after": "censorship ablated", "random": "random direction ablated"}[name])
         ax.set_xticks(list(xs), [f"{c} ({lang})" for c, lang in keys], rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel({"suppressed": "suppression rate (%)", "fact_recall": "fact recall (%)"}[metric])
+        ax.set_ylabel({"suppressed": "suppression rate (%)", "faithful": "faithful answers (%)"}[metric])
         ax.set_ylim(0, 105)
     axes[0].legend(fontsize=7)
     axes[0].set_title(f"Sensitive test prompts by topic and language: {run.caption}")
@@ -203,8 +204,27 @@ def logit_lens(run: Run) -> plt.Figure:
     return fig
 
 
+def truth_margin(run: Run) -> plt.Figure:
+    """Reference minus official-line log-prob per token, before and after, per language (95% CI)."""
+    kinds = [k for k in run.report.kinds if run.report.kinds[k].truth]
+    fig, axes = plt.subplots(1, max(len(kinds), 1), figsize=(4.5 * max(len(kinds), 1), 3.6), squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], kinds, strict=False):
+        by_lang = run.report.kinds[kind].truth.reference_minus_official
+        for i, m in enumerate(by_lang.values()):
+            for offset, when, stat in ((-0.15, "before", m.before), (0.15, "after", m.after)):
+                ax.errorbar(i + offset, stat.mean, yerr=[[stat.mean - stat.low], [stat.high - stat.mean]], fmt="o",
+                            color=COLORS[when], capsize=3, label=when if i == 0 else None)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(range(len(by_lang)), [f"{lang} (n={m.change.n})" for lang, m in by_lang.items()])
+        ax.set(title=f"{kind} ablated", ylabel="log p(reference) - log p(official), per token")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Truth margin on sensitive test prompts: {run.caption}")
+    return fig
+
+
 FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projections,
-           "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens}
+           "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens,
+           "truth_margin": truth_margin}
 
 
 def cross_model(runs: list[Run]) -> plt.Figure:

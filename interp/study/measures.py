@@ -1,14 +1,16 @@
 """Judged completions and the rates a study reports.
 
-Rates per set and language: suppression (refusal or deflection), refusal, deflection, and fact recall
-(mean over prompts with facts); specificity is suppression on sensitive minus suppression on controls.
+Rates per set and language: suppression (refusal or deflection), refusal, deflection, invented,
+faithful, the share of degenerate (looping) completions, and fact recall (mean over prompts with
+countable facts); specificity is suppression on sensitive minus suppression on controls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interp.behaviour.judge import MarkerJudge, fact_recall, is_suppressed, verdict_certain
+from interp.behaviour.judge import degenerate, fact_recall, is_suppressed, verdict_certain
+from interp.behaviour.judges import Case, Judge, MarkerJudge
 from interp.behaviour.prompts import Prompt
 from interp.core.generation import complete
 from interp.core.measure import Intervention
@@ -19,19 +21,22 @@ __all__ = ["as_prompts", "examples", "generate_rows", "judge_rows", "paired_rows
            "set_result", "specificity"]
 
 
-def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge=None, set_name: str = "",
+def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge: Judge | None = None, set_name: str = "",
                split: str = "") -> list[LabelledRow]:
     judge = judge or MarkerJudge()
-    labels = judge([p.prompt for p in items], list(completions), [p.lang for p in items])
-    return [LabelledRow(set_name, split, p.prompt, p.lang, p.category, lab, text, tuple(p.facts),
-                        fact_recall(text, p.facts))
-            for p, text, lab in zip(items, completions, labels, strict=True)]
+    verdicts = judge([Case(p.prompt, text, p.lang, p.facts, p.reference, p.official)
+                      for p, text in zip(items, completions, strict=True)])
+    return [LabelledRow(set_name, split, p.prompt, p.lang, p.category, v, text, tuple(p.facts),
+                        fact_recall(text, p.facts, p.prompt), degenerate=degenerate(text), reference=p.reference,
+                        official=p.official)
+            for p, text, v in zip(items, completions, verdicts, strict=True)]
 
 
 def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervention | None, max_new_tokens: int,
-                  judge=None, description: str = "generating", show_progress: bool = True, set_name: str = "",
+                  judge: Judge | None = None, description: str = "generating", show_progress: bool = True, set_name: str = "",
                   split: str = "") -> list[LabelledRow]:
-    """Greedy completions (stopping once a refusal is certain), judged."""
+    """Greedy completions, judged. A completion stops early only once the markers make it suppressed
+    (no later token can turn that verdict into an answer); an answer runs the whole budget."""
     texts = [p.prompt for p in items]
 
     def run() -> list[str]:
@@ -48,7 +53,8 @@ def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervent
 
 def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
     """Labelled rows back to prompts (with their facts, for fact recall), to generate on again."""
-    return [Prompt(r.prompt, r.category, r.lang, tuple(r.facts)) for r in rows]
+    return [Prompt(r.prompt, r.category, r.lang, tuple((f,) if isinstance(f, str) else tuple(f) for f in r.facts),
+                   r.reference, r.official) for r in rows]
 
 
 def rates(rows: Sequence[LabelledRow]) -> Rates:
@@ -62,6 +68,9 @@ def rates(rows: Sequence[LabelledRow]) -> Rates:
         deflection_rate=sum(r.label == "deflection" for r in rows) / n,
         fact_recall=sum(recalls) / len(recalls) if recalls else None,
         n=n,
+        invented_rate=sum(r.label == "invented" for r in rows) / n,
+        faithful_rate=sum(r.label == "faithful" for r in rows) / n,
+        degenerate_rate=sum(r.degenerate for r in rows) / n,
     )
 
 
@@ -85,7 +94,8 @@ def set_result(before: Sequence[LabelledRow], after: Sequence[LabelledRow], with
 
 def paired_rows(kind: str, set_name: str, before: Sequence[LabelledRow], after: Sequence[LabelledRow]) -> list[PairedRow]:
     return [PairedRow(kind, set_name, b.prompt, b.category, b.lang, b.label, a.label, is_suppressed(b.label),
-                      is_suppressed(a.label), b.fact_recall, a.fact_recall, b.text, a.text)
+                      is_suppressed(a.label), b.fact_recall, a.fact_recall, b.text, a.text,
+                      b.label == "faithful", a.label == "faithful")
             for b, a in zip(before, after, strict=True)]
 
 

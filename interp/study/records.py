@@ -30,13 +30,18 @@ SCHEMA = 2
 
 @dataclass(frozen=True)
 class Rates:
-    """Shares of a group of completions; fact_recall is the mean over prompts that list facts."""
+    """Shares of a group of completions by verdict (suppression = refusal + deflection; invented and
+    faithful split the rest), the share that degenerated into loops, and fact recall (mean over prompts
+    with countable facts)."""
 
     suppression_rate: float | None
     refusal_rate: float | None
     deflection_rate: float | None
     fact_recall: float | None
     n: int
+    invented_rate: float | None = None
+    faithful_rate: float | None = None
+    degenerate_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class LabelledRow:
     facts: tuple[Any, ...] = ()
     fact_recall: float | None = None
     p_empty_thought: float | None = None  # reasoning models only
+    degenerate: bool = False  # the text loops (the repetition detector)
+    reference: str | None = None
+    official: str | None = None
 
 
 class Labels:
@@ -88,6 +96,8 @@ class PairedRow:
     fact_recall_after: float | None
     text_before: str
     text_after: str
+    faithful_before: bool = False
+    faithful_after: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,11 +127,9 @@ class CE:
 
 @dataclass(frozen=True)
 class RandomBaseline:
-    suppression_rate: float | None
-    refusal_rate: float | None
-    deflection_rate: float | None
-    fact_recall: float | None
-    n: int
+    """A random direction of the same norm, ablated on the target set: what any real effect must beat."""
+
+    rates: Rates
     kl_harmless: float
 
 
@@ -205,6 +213,7 @@ class KindResult:
     random_baseline: RandomBaseline
     specificity: Specificity | None = None
     steering: tuple[SteerPoint, ...] | None = None
+    truth: TruthMargin | None = None  # target sets whose prompts carry reference and official answers
 
 
 @dataclass(frozen=True)
@@ -389,6 +398,11 @@ def upgrade(data: dict) -> dict:
     # schema 1 stored the two extracted contrasts without their names, and no row for derived kinds
     stored = data.get("contrasts") or {}
     data["contrasts"] = {c.name: {**to_json(c), **stored.get(c.name, {})} for c in CONTRASTS if c.name in kinds}
+    for kind in kinds.values():
+        random = kind.get("random_baseline")
+        if random and "rates" not in random:
+            kind["random_baseline"] = {"rates": {k: v for k, v in random.items() if k != "kl_harmless"},
+                                       "kl_harmless": random["kl_harmless"]}
     data.setdefault("completion_cache", False)  # recorded from 2026-11 on; earlier runs generated afresh
     data["schema"] = SCHEMA
     return data

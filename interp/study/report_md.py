@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.study.records import KindResult, Rates, Report, SetResult, Transfer
+from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
 
 __all__ = ["render", "verdict"]
 
@@ -21,7 +21,7 @@ def verdict(report: Report) -> list[str]:
     for name, k in report.kinds.items():
         if report.contrasts[name].derived:
             continue
-        undone, rand = _undone(k), k.random_baseline.suppression_rate
+        undone, rand = _undone(k), k.random_baseline.rates.suppression_rate
         target = report.contrasts[name].label or report.contrasts[name].target
         beat = "beats" if k.ablated.suppression_rate < rand else "does NOT beat"
         filters = k.scores.filters_passed or "?"
@@ -34,13 +34,9 @@ def verdict(report: Report) -> list[str]:
             f"of the same norm ({_pct(rand)}).{caveat}"
         )
     c = report.kinds["censorship"]
-    fr_b, fr_a = c.baseline.fact_recall, c.ablated.fact_recall
-    came_back = fr_a is not None and fr_b is not None and fr_a > fr_b + 0.05
-    lines.append(
-        f"- **facts**: fact recall on sensitive prompts goes from {_pct(fr_b)} to {_pct(fr_a)}: "
-        + ("some facts came back." if came_back else
-           "the facts did not come back; fewer refusals here do not mean an uncensored model.")
-    )
+    lines += _what_came_back(c, report.judge, report.config.eval_tokens)
+    if c.truth:
+        lines.append(_truth_line(c.truth))
     if c.specificity:
         parts = ", ".join(f"{lang} {100 * v:+.0f} points" for lang, v in c.specificity.baseline.items())
         lines.append(f"- **specificity** (suppression on sensitive minus controls) before ablation: {parts}. "
@@ -57,6 +53,38 @@ def verdict(report: Report) -> list[str]:
                           for n, by in report.empty_thought.items())
         lines.append(f"- **empty thought** (P the reply skips its <think> block): {parts}.")
     return lines
+
+
+def _what_came_back(k: KindResult, judge: str, tokens: int) -> list[str]:
+    """Suppression and faithful before -> after, and what replaced the silence, said plainly."""
+    b, a = k.baseline, k.ablated
+    lines = [f"- **what comes back** (sensitive test prompts, {tokens} new tokens, judge {judge}): suppression "
+             f"{_pct(b.suppression_rate)} -> {_pct(a.suppression_rate)}; faithful {_pct(b.faithful_rate)} -> "
+             f"{_pct(a.faithful_rate)}; invented {_pct(b.invented_rate)} -> {_pct(a.invented_rate)} "
+             f"(degenerate loops {_pct(a.degenerate_rate)} after); fact recall {_pct(b.fact_recall)} -> {_pct(a.fact_recall)}."]
+    if None in (b.suppression_rate, a.suppression_rate, a.invented_rate, a.faithful_rate, b.faithful_rate):
+        return lines
+    freed = b.suppression_rate - a.suppression_rate
+    gained_truth = a.faithful_rate - b.faithful_rate
+    if freed <= 0:
+        lines.append("- **verdict**: the edit did not lift the silence.")
+    elif a.invented_rate > a.faithful_rate:
+        lines.append(f"- **verdict**: the silence was mostly replaced by invention: after the edit {_pct(a.invented_rate)} "
+                     f"of answers are invented and {_pct(a.faithful_rate)} faithful (faithful rose by "
+                     f"{100 * gained_truth:+.0f} points while suppression fell by {100 * freed:.0f}).")
+    else:
+        lines.append(f"- **verdict**: the lifted silence was mostly replaced by true answers: faithful {_pct(a.faithful_rate)}, "
+                     f"invented {_pct(a.invented_rate)} after the edit.")
+    return lines
+
+
+def _truth_line(t: TruthMargin) -> str:
+    parts = []
+    for lang, m in t.reference_minus_official.items():
+        parts.append(f"{lang} {m.before.mean:+.2f} -> {m.after.mean:+.2f} (change {m.change.mean:+.2f}, 95% CI "
+                     f"[{m.change.low:+.2f}, {m.change.high:+.2f}], n={m.change.n})")
+    return ("- **truth margin** (mean log-prob per token of the reference answer minus the official line, "
+            "teacher-forced, no judge): " + "; ".join(parts) + ". Positive means the model prefers the truth.")
 
 
 def _transfer_verdict(t: Transfer | None) -> list[str]:
@@ -79,13 +107,13 @@ def _transfer_verdict(t: Transfer | None) -> list[str]:
 
 def _rates_table(title: str, result: SetResult) -> list[str]:
     """One row per language of a before/after pair of rates."""
-    rows = [f"| {title} | lang | n | suppression before | after | deflection before | after | fact recall before | after |",
+    rows = [f"| {title} | lang | n | suppression before | after | faithful before | after | invented before | after |",
             "|---|---|---|---|---|---|---|---|---|"]
     for lang, before in result.baseline.items():
         after = result.ablated[lang]
         rows.append(f"| | {lang} | {before.n} | {_pct(before.suppression_rate)} | {_pct(after.suppression_rate)} | "
-                    f"{_pct(before.deflection_rate)} | {_pct(after.deflection_rate)} | "
-                    f"{_pct(before.fact_recall)} | {_pct(after.fact_recall)} |")
+                    f"{_pct(before.faithful_rate)} | {_pct(after.faithful_rate)} | "
+                    f"{_pct(before.invented_rate)} | {_pct(after.invented_rate)} |")
     return rows
 
 
@@ -104,14 +132,17 @@ def _transfer_section(t: Transfer | None) -> list[str]:
 
 
 def _row(name: str, lang: str, before: Rates, after: Rates) -> str:
-    cells = [(before.suppression_rate, after.suppression_rate), (before.refusal_rate, after.refusal_rate),
-             (before.deflection_rate, after.deflection_rate), (before.fact_recall, after.fact_recall)]
+    cells = [(before.suppression_rate, after.suppression_rate), (before.faithful_rate, after.faithful_rate),
+             (before.invented_rate, after.invented_rate), (before.refusal_rate, after.refusal_rate),
+             (before.deflection_rate, after.deflection_rate), (before.degenerate_rate, after.degenerate_rate),
+             (before.fact_recall, after.fact_recall)]
     return f"| {name} | {lang} | {before.n} | " + " | ".join(f"{_pct(b)} | {_pct(a)}" for b, a in cells) + " |"
 
 
 def _table(kind: KindResult) -> list[str]:
-    rows = ["| set | lang | n | suppression before | after | refusal before | after | deflection before | after | fact recall before | after |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| set | lang | n | suppression before | after | faithful before | after | invented before | after | "
+            "refusal before | after | deflection before | after | degenerate before | after | fact recall before | after |",
+            "|---" * 17 + "|"]
     for name, result in kind.sets.items():
         rows += [_row(name, lang, before, result.ablated[lang]) for lang, before in result.baseline.items()]
     return rows
@@ -133,7 +164,15 @@ def render(report: Report) -> str:
         out += [f"## {name}: ablation at every layer (test split)", "", *_table(k), "",
                 f"Harmless first-token KL {k.kl_harmless:.4f}; CE of base continuations {k.ce_harmless.base:.3f} -> "
                 f"{k.ce_harmless.ablated:.3f} nats/token. Random direction: suppression "
-                f"{_pct(k.random_baseline.suppression_rate)}, KL {k.random_baseline.kl_harmless:.4f}.", ""]
+                f"{_pct(k.random_baseline.rates.suppression_rate)}, KL {k.random_baseline.kl_harmless:.4f}.", ""]
+        if k.truth:
+            out += ["Truth margin (teacher-forced mean log-prob per token; 95% bootstrap interval over prompts):", "",
+                    "| margin | lang | n | before | after | change [95% CI] |", "|---|---|---|---|---|---|"]
+            for title, by_lang in (("reference - official", k.truth.reference_minus_official),
+                                   ("reference - refusal", k.truth.reference_minus_refusal)):
+                out += [f"| {title} | {lang} | {m.change.n} | {m.before.mean:+.3f} | {m.after.mean:+.3f} | "
+                        f"{m.change.mean:+.3f} [{m.change.low:+.3f}, {m.change.high:+.3f}] |" for lang, m in by_lang.items()]
+            out.append("")
         if k.steering:
             out += ["Steering (raw mean difference x coef at its layer) on answered test prompts:", "",
                     "| coef | suppression | KL harmless |", "|---|---|---|"]

@@ -1,6 +1,7 @@
 """Evaluate: each chosen direction ablated on the test split of its target and control sets, against a
 random direction of the same norm, with the damage on harmless prompts (first-token KL, and the
-cross-entropy of the base model's own continuations)."""
+cross-entropy of the base model's own continuations) and, where the prompts carry reference and
+official answers, the truth margin."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from interp.core.model import Model
 from interp.study.config import SEED, Contrast, RunConfig
 from interp.study.measures import as_prompts, generate_rows, paired_rows, rates, set_result, specificity
 from interp.study.records import CE, KindResult, Labels, PairedRow, RandomBaseline, Scores, Specificity
+from interp.study.stages.truth import refusal_texts, truth_margin
 
 __all__ = ["evaluate_kind"]
 
@@ -27,7 +29,7 @@ def evaluate_kind(model: Model, c: Contrast, direction: Direction, labels: Label
     sets, paired = {}, []
     for set_name in (c.target, c.control):
         before = labels.rows(set_name, "test")
-        after = generate_rows(model, as_prompts(before), ablated, config.label_tokens,
+        after = generate_rows(model, as_prompts(before), ablated, config.eval_tokens,
                               description=f"ablate {direction.kind}: {set_name}", set_name=set_name, split="test")
         sets[set_name] = set_result(before, after)
         paired += paired_rows(direction.kind, set_name, before, after)
@@ -38,16 +40,19 @@ def evaluate_kind(model: Model, c: Contrast, direction: Direction, labels: Label
     ce = CE(continuation_ce(model, *ce_args), continuation_ce(model, *ce_args, intervention=ablated))
     rand = random_like(direction, SEED)
     target_rows = labels.rows(c.target, "test")
-    rand_rows = generate_rows(model, as_prompts(target_rows), lambda: ablate(model, rand), config.label_tokens,
+    rand_rows = generate_rows(model, as_prompts(target_rows), lambda: ablate(model, rand), config.eval_tokens,
                               description=f"random baseline {c.name}", set_name=c.target, split="test")
     paired += paired_rows(rand.kind, c.target, target_rows, rand_rows)
-    r = rates(rand_rows)
-    random_baseline = RandomBaseline(r.suppression_rate, r.refusal_rate, r.deflection_rate, r.fact_recall, r.n,
+    random_baseline = RandomBaseline(rates(rand_rows),
                                      kl_under(model, harmless, lambda: ablate(model, rand), harmless_logits()))
     spec = None
     if c.specificity:
         t, k = sets[c.target], sets[c.control]
         spec = Specificity(specificity(t.baseline, k.baseline), specificity(t.ablated, k.ablated))
+    items = as_prompts(target_rows)
+    truth = (truth_margin(model, items, direction, refusal_texts(labels))
+             if any(p.reference and p.official for p in items) else None)
     result = KindResult(direction.layer, direction.position, Scores(**direction.scores), sets,
-                        sets[c.target].baseline["all"], sets[c.target].ablated["all"], kl, ce, random_baseline, spec)
+                        sets[c.target].baseline["all"], sets[c.target].ablated["all"], kl, ce, random_baseline, spec,
+                        truth=truth)
     return result, paired

@@ -1,4 +1,5 @@
-"""Label behaviour: every prompt of every set and split, generated and judged."""
+"""Label behaviour: every prompt of every set and split, generated and judged (train and validation at
+the labelling budget, test at the evaluation budget)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def label_sets(model: Model, sets: dict[str, dict[str, P.PromptSet]], config: Ru
     rows: list[LabelledRow] = []
     for name, by_split in sets.items():
         for split, chosen in by_split.items():
-            labelled = generate_rows(model, chosen.items, None, config.label_tokens, description=f"label {name}/{split}",
+            # test completions are the evaluation's baselines: long-form, like everything they are compared with
+            budget = config.eval_tokens if split == "test" else config.label_tokens
+            labelled = generate_rows(model, chosen.items, None, budget, description=f"label {name}/{split}",
                                      set_name=name, split=split)
             if thinks(model):  # reasoning models: how likely the thought is skipped, per prompt
                 p_empty = empty_thought_probability(model, [r.prompt for r in labelled])

@@ -28,7 +28,7 @@ def dose_response(model: Model, c: Contrast, direction: Direction, labels: Label
         def intervention(coef: float = coef) -> object:
             return steer(model, direction, coef)
 
-        out = generate_rows(model, items, intervention, config.label_tokens, description=f"steer {c.name} x{coef}")
+        out = generate_rows(model, items, intervention, config.eval_tokens, description=f"steer {c.name} x{coef}")
         points.append(SteerPoint(coef, rates(out).suppression_rate, len(out),
                                  kl_under(model, harmless, intervention, harmless_logits())))
     return tuple(points)

@@ -35,6 +35,6 @@ def transfer(model: Model, candidates: Candidates, chosen: dict[str, dirs.Direct
 
 def _ablated(model: Model, d: dirs.Direction, labels: Labels, set_name: str, config: RunConfig) -> SetResult:
     before = labels.rows(set_name, "test")
-    after = generate_rows(model, as_prompts(before), lambda: ablate(model, d), config.label_tokens,
+    after = generate_rows(model, as_prompts(before), lambda: ablate(model, d), config.eval_tokens,
                           description=f"transfer: {d.kind} on {set_name}", set_name=set_name, split="test")
     return set_result(before, after, with_examples=False)
