@@ -12,8 +12,12 @@ from interp.core.interventions import ablate, orthogonalize
 from interp.core.measure import last_logits
 from interp.core.model import load_model
 from interp.core.selection import Scorer, find_suppression_tokens
+from interp.study.config import RunConfig
 
 pytestmark = pytest.mark.real
+# The quick pipeline with 24-token test completions: these tests check the pipeline and the backends, not
+# long-form verdicts (tests/test_judge_fourway.py checks those on 128-token completions).
+QUICK = RunConfig.make(quick=True, eval_tokens=24)
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +119,11 @@ def test_gguf_export_loads_and_equals_the_orthogonalised_model(qwen, tmp_path):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    from interp.study.config import RunConfig
     from interp.study.runner import run
 
     out = tmp_path_factory.mktemp("run")
     model = load_model("embedded")  # default dtype, as `interp run` uses
-    return model, out, run(model, out, RunConfig.make(quick=True))
+    return model, out, run(model, out, QUICK)
 
 
 def test_quick_run_writes_complete_report_with_provenance(quick_run):
@@ -148,13 +151,12 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
     import json
 
     from interp.core.directions import load
-    from interp.study.config import RunConfig
     from interp.study.measures import as_prompts, generate_rows, rates
     from interp.study.rundir import RunDir
     from interp.study.runner import run
 
     _, bridge_dir, bridge = quick_run
-    config = RunConfig.make(quick=True)
+    config = QUICK
     nn_model = load_model("embedded", backend="nnsight")
     report = run(nn_model, tmp_path, config)
     labels = [[json.loads(line)["label"] for line in (d / "labels.jsonl").read_text().splitlines()]
