@@ -35,10 +35,12 @@ def write(tmp_path, name, data: bytes):
 
 
 def test_user_files_in_three_formats(tmp_path):
-    jsonl = write(tmp_path, "a.jsonl", b'{"prompt": "one", "lang": "zh", "facts": ["x"]}\n\n{"prompt": "two"}\n')
+    jsonl = write(tmp_path, "a.jsonl", b'{"prompt": "one", "lang": "zh", "facts": ["x", ["y", "z"]], "reference": "R"}\n\n'
+                                       b'{"prompt": "two"}\n')
     csv = write(tmp_path, "b.csv", b"prompt,category\nthree,c1\nfour,c2\n")
     txt = write(tmp_path, "c.txt", "five\n\xe5\x85\xad\n".encode("latin-1").decode("utf-8").encode())
-    assert P.load(jsonl).texts == ["one", "two"] and P.load(jsonl).items[0].facts == ("x",)
+    assert P.load(jsonl).texts == ["one", "two"] and P.load(jsonl).items[0].facts == (("x",), ("y", "z"))
+    assert P.load(jsonl).items[0].reference == "R" and P.load(jsonl).items[1].reference is None
     assert P.load(csv).texts == ["three", "four"]
     assert P.load(txt).texts == ["five", "六"]
 
