@@ -19,7 +19,6 @@ from interp.core.directions import Direction
 from interp.core.generation import completion_cache_enabled
 from interp.core.measure import last_logits
 from interp.core.model import Model
-from interp.core.selection import Scorer
 from interp.core.version import __version__
 from interp.study.config import CONTRASTS, SEED, Contrast, RunConfig
 from interp.study.records import (
@@ -123,10 +122,6 @@ class Study:
     @property
     def chosen(self) -> dict[str, Direction]:
         return self.selected[0]
-
-    @cached_property
-    def scorer(self) -> Scorer:
-        return Scorer(list(self.selected[2].token_ids))
 
     def harmless_logits(self) -> torch.Tensor:  # computed once, only if a stage that needs it runs
         if not hasattr(self, "_harmless_logits"):

@@ -3,6 +3,8 @@ the labelling budget, test at the evaluation budget)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from interp.behaviour import prompts as P
 from interp.behaviour.thinking import empty_thought_probability, thinks
 from interp.core.model import Model
@@ -34,12 +36,7 @@ def label_sets(model: Model, sets: dict[str, dict[str, P.PromptSet]], config: Ru
                                      set_name=name, split=split)
             if thinks(model):  # reasoning models: how likely the thought is skipped, per prompt
                 p_empty = empty_thought_probability(model, [r.prompt for r in labelled])
-                labelled = [_with_thought(r, p) for r, p in zip(labelled, p_empty, strict=True)]
+                labelled = [replace(r, p_empty_thought=p) for r, p in zip(labelled, p_empty, strict=True)]
             rows += labelled
     return rows
 
-
-def _with_thought(row: LabelledRow, p_empty: float) -> LabelledRow:
-    from dataclasses import replace
-
-    return replace(row, p_empty_thought=p_empty)
