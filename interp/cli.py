@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 import time
 import typing
@@ -35,7 +36,11 @@ AffineOpt = Annotated[bool, typer.Option("--affine", help="Ablate relative to th
 DeviceMapOpt = Annotated[str | None, typer.Option(
     "--device-map", help="auto: spread the model over every GPU, then CPU, then disk (accelerate); overrides --device")]
 RemoteOpt = Annotated[bool, typer.Option(
-    "--remote", help="Run every trace on NDIF (needs --backend nnsight, a hub id NDIF serves, NDIF_API_KEY)")]
+    "--remote", help="Run every trace on NDIF (needs --backend nnsight, a hub id NDIF serves, NDIF_API_KEY). "
+    "Security: nnsight unpickles NDIF's responses (torch.load, weights_only=False), so whoever controls the "
+    "NDIF host can run code on this machine; only https://api.ndif.us is used unless --allow-ndif-host")]
+NdifHostOpt = Annotated[bool, typer.Option(
+    "--allow-ndif-host", help="With --remote: accept a non-default NDIF_HOST (you trust that server to run code here)")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
 DEBUG = {"on": False}
 
@@ -51,6 +56,27 @@ class ModelOptions:
     device_map: str | None = None
     remote: bool = False
     trust_remote_code: bool = False
+    allow_ndif_host: bool = False
+
+    def validate(self) -> None:
+        """Every option checked before anything loads or is written (one line per mistake)."""
+        from interp.core.backends import BACKENDS
+        from interp.core.model import DTYPES, check_device
+
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise InterpError(f"unknown --dtype {self.dtype!r}; choose one of auto, {', '.join(DTYPES)}")
+        if self.backend not in BACKENDS:
+            raise InterpError(f"unknown --backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.device_map not in (None, "auto"):
+            raise InterpError(f"--device-map takes only 'auto', not {self.device_map!r}")
+        if self.device_map is None:
+            check_device(self.device)
+        if self.remote:
+            from interp.core.remote import check_ready
+
+            if self.backend != "nnsight":
+                raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight")
+            check_ready(self.model, allow_other_host=self.allow_ndif_host)
 
     def load(self, spec: str | None = None):
         """The model (or, with `spec`, another one on the same settings: a judge model)."""
@@ -59,15 +85,14 @@ class ModelOptions:
         if self.remote and spec is None:
             from interp.core.remote import load_remote
 
-            if self.backend != "nnsight":
-                raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight")
-            return load_remote(self.model)
+            return load_remote(self.model, allow_other_host=self.allow_ndif_host)
         return load_model(spec or self.model, dtype=self.dtype, device=self.device, backend=self.backend,
                           trust_remote_code=self.trust_remote_code, device_map=self.device_map)
 
 
 MODEL_OPTIONS = {"model": ModelOpt, "dtype": DtypeOpt, "device": DeviceOpt, "backend": BackendOpt,
-                 "device_map": DeviceMapOpt, "remote": RemoteOpt, "trust_remote_code": TrustOpt}
+                 "device_map": DeviceMapOpt, "remote": RemoteOpt, "trust_remote_code": TrustOpt,
+                 "allow_ndif_host": NdifHostOpt}
 
 
 def model_options(fields: tuple[str, ...] = tuple(MODEL_OPTIONS), **defaults):
@@ -84,8 +109,9 @@ def model_options(fields: tuple[str, ...] = tuple(MODEL_OPTIONS), **defaults):
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            chosen = {name: kwargs.pop(name) for name in fields}
-            return command(opts=replace(base, **chosen), **kwargs)
+            opts = replace(base, **{name: kwargs.pop(name) for name in fields})
+            opts.validate()
+            return command(opts=opts, **kwargs)
 
         wrapper.__signature__ = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
         wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
@@ -146,16 +172,19 @@ def label_cmd(
     """Run the model on a prompt set and label each completion: answer, refusal or deflection."""
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
-    from interp.core.atomic import atomic_write_jsonl
+    from interp.core.atomic import atomic_write_jsonl, check_writable
     from interp.study.measures import generate_rows, rates_by_lang
     from interp.study.records import to_json
 
+    if max_new_tokens < 1:
+        raise InterpError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     chosen = P.load(prompts, split)  # before the model load: a bad file fails in a second
+    out = check_writable(out or Path(f"labels-{chosen.name}-{split}.jsonl"), is_file=True)
     grader = make_judge(judge, opts.load)
     m = opts.load()
+    m.check_prompt_lengths(chosen.texts)
     rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}",
                          set_name=chosen.name, split=split)
-    out = out or Path(f"labels-{chosen.name}-{split}.jsonl")
     atomic_write_jsonl(out, [to_json(r) | {"judge": grader.name} for r in rows])
     for lang, r in rates_by_lang(rows).items():
         recall = "-" if r.fact_recall is None else f"{r.fact_recall:.2f}"
@@ -179,22 +208,20 @@ def run(
     affine: AffineOpt = False,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
-    from interp.core.atomic import check_out_dir
     from interp.study.config import RunConfig
+    from interp.study.rundir import RunDir
     from interp.study.runner import run as run_study
 
     if resume and out is None:
         raise InterpError("--resume needs the --out directory of the run to continue")
     out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
-    if per_split is not None and per_split < 4:
-        raise InterpError(f"--per-split must be at least 4, got {per_split}")
     if eval_tokens is not None and eval_tokens < 1:
         raise InterpError(f"--eval-tokens must be at least 1, got {eval_tokens}")
-    check_out_dir(out)
-    started = time.perf_counter()
-    m = opts.load()
     given = {"per_split": per_split, "eval_tokens": eval_tokens}
     config = RunConfig.make(quick, method=method, affine=affine, **{k: v for k, v in given.items() if v is not None})
+    RunDir.check_claim(out, resume)
+    started = time.perf_counter()
+    m = opts.load()
     run_study(m, out, config, load_seconds=time.perf_counter() - started, resume=resume)
     from interp.study.figures import make_all
 
@@ -214,16 +241,17 @@ def direction(
     affine: AffineOpt = False,
 ) -> None:
     """Label behaviour, collect activations, and select one direction by its causal effect."""
-    from interp.core.atomic import check_out_dir
     from interp.study.config import CONTRASTS, RunConfig
+    from interp.study.rundir import RunDir
     from interp.study.runner import find_directions
 
     extracted = [c.name for c in CONTRASTS if not c.derived]
     if kind not in extracted:
         raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(extracted)}")
-    check_out_dir(out)
+    config = RunConfig.make(quick, method=method, affine=affine)
+    RunDir.check_claim(out, resume=False)  # an earlier run's directions are never replaced
     m = opts.load()
-    chosen = find_directions(m, out, RunConfig.make(quick, method=method, affine=affine), (kind,))[kind]
+    chosen = find_directions(m, out, config, (kind,))[kind]
     print(f"{kind}: layer {chosen.layer}, position {chosen.position}, scores {chosen.scores}; wrote {out}")
 
 
@@ -247,7 +275,7 @@ def evaluate(
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
     from interp.core import directions as dirs
-    from interp.core.atomic import atomic_write_json
+    from interp.core.atomic import atomic_write_json, check_writable
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
     from interp.study.measures import generate_rows, rates
@@ -255,14 +283,19 @@ def evaluate(
 
     if intervention not in ("ablate", "steer"):
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
-    chosen = P.load(prompts)
-    harmless_set = P.load(harmless) if harmless else None
+    if not math.isfinite(coef):
+        raise InterpError(f"--coef must be a finite number, got {coef}")
     if max_new_tokens < 1:
         raise InterpError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    chosen = P.load(prompts)
+    harmless_set = P.load(harmless) if harmless else None
+    dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
+    check_writable(out, is_file=True)
+    grader = make_judge(judge, opts.load)
     m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=None if allow_other_model else m.fingerprint,
                   expect_d_model=m.d_model)
-    grader = make_judge(judge, opts.load)
+    m.check_prompt_lengths(chosen.texts + (harmless_set.texts if harmless_set else []))
 
     def act():
         return ablate(m, d) if intervention == "ablate" else steer(m, d, coef)
@@ -298,9 +331,9 @@ def judge(
     """Judge completions produced elsewhere (another tool's, a paper's) with interp's four verdicts."""
     from interp.behaviour.judge import VERDICTS
     from interp.behaviour.judges import make_judge, read_cases
-    from interp.core.atomic import atomic_write_jsonl, check_out_dir
+    from interp.core.atomic import atomic_write_jsonl, check_writable
 
-    check_out_dir(out)
+    check_writable(out, is_file=True)
     cases = read_cases(completions)  # every row checked before any judge is loaded
     grader = make_judge(judge, ModelOptions(dtype=dtype, device=device).load)
     verdicts = grader(cases)
@@ -326,12 +359,14 @@ def export(
 ) -> None:
     """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
     from interp.core import directions as dirs
-    from interp.core.export import export_gguf, export_hf, require_gguf_source
+    from interp.core.export import check_export_dir, export_gguf, export_hf, require_gguf_source
 
     if fmt not in ("hf", "gguf"):
         raise InterpError(f"--format must be hf or gguf, not {fmt!r}")
     if fmt == "gguf":
         require_gguf_source(opts.model)
+    check_export_dir(out)
+    dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
     m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
     if fmt == "gguf":
@@ -348,23 +383,34 @@ def figures(
     out: Annotated[Path | None, typer.Option(help="Where to write PNG+PDF (default RUN_DIR/figures)")] = None,
 ) -> None:
     """Redraw every figure from a saved run (no model is loaded)."""
+    from interp.core.atomic import check_writable
     from interp.study.figures import make_all
 
+    check_writable(out or run_dir / "figures")
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
 
+INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
+               "--resume --out DIR; completions are reused from the cache)")
+
+
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)  # standalone mode would exit before we could say what was kept
     except InterpError as err:
         if DEBUG["on"]:
             raise
         print(f"interp: error: {err}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interp: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    except typer.TyperException as err:  # usage mistakes: click's own message and exit code (2)
+        err.show()
+        sys.exit(getattr(err, "exit_code", 2))
+    if code == 130:  # typer turns Ctrl-C into exit code 130 before main could see the KeyboardInterrupt
+        print(INTERRUPTED, file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

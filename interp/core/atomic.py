@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from interp.core.errors import InterpError
 
-__all__ = ["atomic_save_tensors", "atomic_write", "atomic_write_json", "atomic_write_jsonl", "atomic_write_text", "check_out_dir"]
+__all__ = ["atomic_save_tensors", "atomic_write", "atomic_write_json", "atomic_write_jsonl", "atomic_write_text", "check_out_dir", "check_writable"]
 
 
 def check_out_dir(path: Path | str) -> Path:
@@ -25,6 +25,26 @@ def check_out_dir(path: Path | str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InterpError(f"--out {path} is a file, not a directory")
+    return path
+
+
+def check_writable(path: Path | str, is_file: bool = False) -> Path:
+    """Refuse, before any work, an output path that cannot be written (under /proc, under a file, no
+    permission): probe its nearest existing ancestor with a temporary file, so nothing is left behind."""
+    path = Path(path)
+    if is_file and path.is_dir():
+        raise InterpError(f"{path} is a directory; expected a file path")
+    ancestor = path if path.is_dir() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InterpError(f"cannot write {path}: {ancestor} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as err:
+        raise InterpError(f"cannot write {path}: {ancestor} does not accept new files "
+                          f"({err.strerror or err}); choose another location") from err
     return path
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from interp.core import embedded
 from interp.core.archs import gguf_writer_names
-from interp.core.atomic import check_out_dir
+from interp.core.atomic import check_out_dir, check_writable
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
 from interp.core.interventions import orthogonalize
 from interp.core.model import Model
 
-__all__ = ["export_gguf", "export_hf", "require_gguf_source", "source_gguf"]
+__all__ = ["check_export_dir", "export_gguf", "export_hf", "require_gguf_source", "source_gguf"]
 
 
 def export_hf(model: Model, direction: Direction, out: Path) -> Path:
@@ -96,21 +96,42 @@ def source_gguf(spec: str, scratch: Path) -> Path:
     return Path(spec).expanduser()
 
 
-def _export(model: Model, direction: Direction, out: Path, write) -> Path:
-    out = Path(out)
-    check_out_dir(out)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _refuse_non_finite(model: Model) -> None:
+    """A NaN anywhere would ship a model that emits garbage: refuse before anything is written."""
+    bad = [name for name, p in model.hf.named_parameters() if p.device.type != "meta" and not bool(p.isfinite().all())]
+    if bad:
+        raise InterpError(f"the edited model has non-finite weights in {len(bad)} tensors (first: {bad[0]}); "
+                          "nothing was written: check the direction and the source model")
+
+
+def check_export_dir(out: Path | str) -> Path:
+    """An export goes into a new (or empty) directory that can be written: checked before any work."""
+    out = check_out_dir(out)
     if out.exists() and any(out.iterdir()):
         raise InterpError(f"--out {out} is not empty; choose a new directory")
+    return check_writable(out)
+
+
+def _export(model: Model, direction: Direction, out: Path, write) -> Path:
+    out = check_export_dir(out)
     if model.backend_started and model.backend_name == "transformer_lens":
         raise InterpError("export needs a model whose modules were not wrapped by a backend; load it afresh")
     source_fingerprint = model.fingerprint  # orthogonalize gives the edited weights a new fingerprint
     orthogonalize(model, direction)
+    _refuse_non_finite(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write(model, work)
         provenance = {"source_fingerprint": source_fingerprint, "fingerprint": model.fingerprint, "direction": direction.meta(), "edit": "orthogonalize"}
         (work / "interp-export.json").write_text(json.dumps(provenance, indent=1))
+        os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it 0700; the export is an ordinary directory
         if out.exists():
             out.rmdir()
         os.replace(work, out)

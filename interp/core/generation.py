@@ -45,12 +45,21 @@ class TextStop:
         return done
 
 
+TOKENS_PER_BATCH = 16384  # rows x padded length: bounds attention memory when prompts are long
+
+
 def length_batches(model: Model, prompts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped by token length so a batch carries little padding; order restored by caller."""
+    """Indices grouped by token length so a batch carries little padding, at most `batch_size` rows and
+    TOKENS_PER_BATCH padded tokens (long prompts go in smaller batches); order restored by caller."""
     lengths = [len(model.tokenizer(model.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    batch: list[int] = []
+    for i in sorted(range(len(prompts)), key=lambda i: (lengths[i], i)):
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[i] > TOKENS_PER_BATCH):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def complete(
@@ -65,6 +74,7 @@ def complete(
     """Greedy completions for prompts, in the order given (with the model's active edits applied)."""
     from transformers import StoppingCriteriaList
 
+    model.check_prompt_lengths(list(prompts))  # before any work, not after an hour of it
     cache = CompletionCache.for_model(model, max_new_tokens, stop is not None)
     chats = [model.chat_text(p) for p in prompts] if cache else []
     texts: list[str | None] = [cache.get(c) for c in chats] if cache else [None] * len(prompts)
@@ -80,9 +90,9 @@ def complete(
             decoded = model.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for i, text in zip(indices, decoded, strict=True):
                 texts[i] = text.strip()
+            if cache:  # every batch: an interrupted call keeps what it finished
+                cache.put({chats[i]: texts[i] for i in indices})
             advance(bar, task, len(indices))
-    if cache and todo:
-        cache.put({chats[i]: texts[i] for i in todo})
     return texts
 
 
@@ -91,7 +101,9 @@ def completion_cache_enabled() -> bool:
 
 
 class CompletionCache:
-    """Baseline greedy completions on disk: {sha256(templated prompt): text}, one JSON file per key."""
+    """Greedy completions on disk: {sha256(templated prompt): text}, one JSON file per model, budget and
+    set of active edits. Unedited completions, and those under edits that carry a `key` (ablation and
+    steering by a given vector), are cached; an edit without a key turns the cache off."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -102,10 +114,12 @@ class CompletionCache:
 
     @classmethod
     def for_model(cls, model: Model, max_new_tokens: int, early_stop: bool) -> CompletionCache | None:
-        if model.edits or not completion_cache_enabled():
+        if not completion_cache_enabled() or any(e.key is None for e in model.edits):
             return None
         key = (f"{model.fingerprint[:16]}-{model.dtype_name}-{model.backend_name}-{max_new_tokens}-"
                f"{'stop' if early_stop else 'full'}")
+        if model.edits:
+            key += "-edit-" + hashlib.sha256("|".join(e.key for e in model.edits).encode()).hexdigest()[:16]
         return cls(cache_root() / "completions" / f"{key}.json")
 
     @staticmethod

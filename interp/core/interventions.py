@@ -8,6 +8,8 @@ direction: the same function as `ablate`, baked into an exportable HF model.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -23,8 +25,19 @@ __all__ = ["ablate", "edited", "orthogonalize", "project_out", "steer"]
 
 
 def _check(model: Model, direction: Direction) -> None:
+    """Refuse a direction that would silently turn the model's output into garbage."""
+    if direction.unit.ndim != 1 or direction.raw.shape != direction.unit.shape:
+        raise InterpError(f"a direction is one [d_model] vector; got unit {tuple(direction.unit.shape)}, "
+                          f"raw {tuple(direction.raw.shape)}")
     if direction.d_model != model.d_model:
         raise InterpError(f"direction has d_model {direction.d_model}, the model has {model.d_model}")
+    tensors = [direction.unit, direction.raw] + ([direction.offset] if direction.offset is not None else [])
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        raise InterpError(f"direction {direction.kind!r} has non-finite values (NaN or inf): recompute it")
+    norm = float(direction.unit.float().norm())
+    if abs(norm - 1.0) > 1e-3:
+        raise InterpError(f"direction {direction.kind!r} is not a unit vector (norm {norm:.4g}): its file is "
+                          "corrupt or was edited; recompute it")
     offset = direction.offset
     if offset is None:
         return
@@ -32,6 +45,11 @@ def _check(model: Model, direction: Direction) -> None:
     if offset.shape[-1] != model.d_model or 1 < rows < model.n_layers:
         raise InterpError(f"direction offset has shape {tuple(offset.shape)}: give one [d_model] target or one "
                           f"per block ([>= {model.n_layers}, {model.d_model}])")
+
+
+def _digest(vector: torch.Tensor) -> str:
+    """Names a vector exactly (its float32 bytes), so edits by the same vector share cached completions."""
+    return hashlib.sha256(vector.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def project_out(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -68,11 +86,12 @@ def ablate(model: Model, direction: Direction) -> Iterator[Model]:
     _check(model, direction)
     u = direction.unit.to(model.device, torch.float32)
     if direction.offset is None:
-        edits = [Edit("write", lambda x: project_out(x, u))]
+        edits = [Edit("write", lambda x: project_out(x, u), key=f"ablate:{_digest(u)}")]
     else:
         means = direction.offset.float().reshape(-1, direction.d_model)  # [layer or 1, d_model]
         targets = torch.broadcast_to((means @ direction.unit.float())[: model.n_layers], (model.n_layers,))
-        edits = [Edit("resid_pre", partial(_set_component, u=u, target=t), layers=frozenset({layer}))
+        edits = [Edit("resid_pre", partial(_set_component, u=u, target=t), layers=frozenset({layer}),
+                      key=f"set:{_digest(u)}:{layer}:{t!r}")
                  for layer, t in enumerate(targets.tolist())]
     with edited(model, *edits) as m:
         yield m
@@ -89,11 +108,14 @@ def steer(
     units). Positive coef induces suppression, negative coef suppresses it.
     """
     _check(model, direction)
+    if not math.isfinite(coef):
+        raise InterpError(f"steering coefficient must be a finite number, got {coef}")
     vector = (direction.raw if use_raw else direction.unit).to(model.device, torch.float32) * coef
     chosen = frozenset(layers if layers is not None else [direction.layer])
     if not all(0 <= layer < model.n_layers for layer in chosen):
         raise InterpError(f"steering layers must be in 0..{model.n_layers - 1}, got {sorted(chosen)}")
-    edit = Edit("resid_pre", lambda x: (x.float() + vector.to(x.device)).to(x.dtype), layers=chosen)
+    edit = Edit("resid_pre", lambda x: (x.float() + vector.to(x.device)).to(x.dtype), layers=chosen,
+                key=f"add:{_digest(vector)}:{sorted(chosen)}")
     with edited(model, edit) as m:
         yield m
 

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 
 import torch
 
+from interp.core.generation import length_batches
 from interp.core.model import Model
 from interp.core.types import ChatBatch
 
@@ -19,11 +20,12 @@ Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each
 @torch.no_grad()
 def last_logits(model: Model, prompts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
     """[prompt, vocab] next-token logits at the last prompt position, under the active edits."""
-    rows = []
-    for start in range(0, len(prompts), batch_size):
-        batch = model.format_chat(list(prompts[start : start + batch_size]))
-        rows.append(model.backend.run(batch, logits="last").logits.float().cpu())
-    return torch.cat(rows)
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    for indices in length_batches(model, prompts, batch_size):
+        logits = model.backend.run(model.format_chat([prompts[i] for i in indices]), logits="last").logits
+        for i, row in zip(indices, logits.float().cpu(), strict=True):
+            out[i] = row
+    return torch.stack(out)
 
 
 def mean_kl(base_logits: torch.Tensor, new_logits: torch.Tensor) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,19 @@ from interp.core.backends import BACKENDS, make_backend
 from interp.core.errors import InterpError
 from interp.core.types import Backend, ChatBatch, Edit
 
-__all__ = ["DTYPES", "Model", "cpu_has_fast_bf16", "embedded_dir", "find_post_instruction_ids", "fingerprint_dir", "fingerprint_module", "load_model", "resolve_dtype", "wrap_model"]
+__all__ = ["DTYPES", "Model", "PROMPT_TOKEN_BUDGET", "check_device", "cpu_has_fast_bf16", "embedded_dir", "find_post_instruction_ids", "fingerprint_dir", "fingerprint_module", "load_model", "prompt_token_budget", "resolve_dtype", "wrap_model"]
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+PROMPT_TOKEN_BUDGET = 2048  # templated tokens; benchmarks/prompt_memory.py measures the peak memory at it
+
+
+def prompt_token_budget() -> int:
+    value = os.environ.get("INTERP_MAX_PROMPT_TOKENS", "")
+    if not value:
+        return PROMPT_TOKEN_BUDGET
+    if not value.isdigit() or int(value) < 16:
+        raise InterpError(f"INTERP_MAX_PROMPT_TOKENS must be a whole number of tokens >= 16, not {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -97,26 +106,30 @@ class Model:
 
     @property
     def max_prompt_tokens(self) -> int:
-        """Room for a templated prompt: the context length less a margin for generated tokens."""
+        """The longest templated prompt accepted: PROMPT_TOKEN_BUDGET ($INTERP_MAX_PROMPT_TOKENS), never more
+        than the context less room for generated tokens. Eager attention's memory grows with the square of
+        the length (a 32k-token prompt asked ~30 GB on the 0.5B), so longer prompts are refused, not tried."""
         context = int(getattr(self.hf.config, "max_position_embeddings", 0) or 32768)
-        return max(context - 256, context // 2)
+        return min(prompt_token_budget(), max(context - 256, context // 2))
+
+    def check_prompt_lengths(self, prompts: list[str]) -> None:
+        """Refuse, before any work, prompts whose templated length exceeds `max_prompt_tokens`."""
+        limit = self.max_prompt_tokens
+        lengths = [len(self.tokenizer(self.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+        too_long = [(n, p) for n, p in zip(lengths, prompts, strict=True) if n > limit]
+        if too_long:
+            n, prompt = max(too_long, key=lambda item: item[0])
+            raise InterpError(f"{len(too_long)} prompt(s) exceed the {limit}-token budget (longest {n} tokens: "
+                              f"{prompt[:40]!r}...): shorten them, or raise INTERP_MAX_PROMPT_TOKENS if memory allows")
 
     def format_chat(self, prompts: list[str]) -> ChatBatch:
-        """Tokenize prompts through the chat template, left padded, so the last positions align.
-
-        A prompt longer than `max_prompt_tokens` keeps its last tokens (the template's post-instruction
-        tokens survive) and a warning names it: truncated, never silently dropped.
-        """
+        """Tokenize prompts through the chat template, left padded, so the last positions align. A prompt
+        over the budget is refused (commands check every prompt before they start; this is the guard)."""
         texts = [self.chat_text(p) for p in prompts]
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = encoded["input_ids"], encoded["attention_mask"]
-        limit = self.max_prompt_tokens
-        if ids.shape[1] > limit:
-            for prompt, length in zip(prompts, mask.sum(-1).tolist(), strict=True):
-                if length > limit:
-                    warnings.warn(f"prompt of {length} tokens truncated to its last {limit}: {prompt[:50]!r}", stacklevel=2)
-            ids, mask = ids[:, -limit:], mask[:, -limit:]
-        return ChatBatch(ids, mask).to(self.device)
+        if encoded["input_ids"].shape[1] > self.max_prompt_tokens:
+            self.check_prompt_lengths(prompts)
+        return ChatBatch(encoded["input_ids"], encoded["attention_mask"]).to(self.device)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -158,6 +171,19 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def check_device(device: str) -> None:
+    """cpu, cuda or cuda:N where that GPU exists; anything else is one line, before any loading."""
+    if device == "cpu":
+        return
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise InterpError(f"unknown --device {device!r}; use cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise InterpError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        raise InterpError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible")
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -257,6 +283,8 @@ def load_model(
 
     if backend not in BACKENDS:
         raise InterpError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if device_map is None:
+        check_device(device)
     _quiet_transformers()
     torch_dtype = resolve_dtype(dtype, device)
     name, source, extra, fingerprint = _resolve_spec(spec)

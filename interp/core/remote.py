@@ -21,18 +21,33 @@ from pathlib import Path
 from interp.core.errors import InterpError
 from interp.core.model import Model, wrap_model
 
-__all__ = ["check_ready", "load_remote", "translated_errors"]
+__all__ = ["DEFAULT_HOST", "check_ready", "load_remote", "ndif_host", "translated_errors"]
 
 KEY_HELP = "set NDIF_API_KEY (a free key from https://login.ndif.us)"
 
 
-def check_ready(spec: str) -> None:
-    """Refuse before any work: remote runs need a hub id and an API key."""
+DEFAULT_HOST = "https://api.ndif.us"
+
+
+def check_ready(spec: str, allow_other_host: bool = False) -> None:
+    """Refuse before any work: remote runs need a hub id, an API key, and NDIF's own host unless the user
+    says otherwise (nnsight unpickles the host's responses, so the host can run code here)."""
     if spec.count("/") != 1 or Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")):
         raise InterpError(f"--remote runs a hub model on NDIF, so --model must be a hub id such as "
                           f"meta-llama/Llama-3.1-8B-Instruct, not {spec!r}")
     if not os.environ.get("NDIF_API_KEY"):
         raise InterpError(f"--remote needs an NDIF API key: {KEY_HELP}")
+    host = ndif_host()
+    if host.rstrip("/") != DEFAULT_HOST and not allow_other_host:
+        raise InterpError(f"NDIF host is {host}, not {DEFAULT_HOST}: nnsight unpickles the host's replies, so that "
+                          "server could run code here; pass --allow-ndif-host if you trust it")
+
+
+def ndif_host() -> str:
+    """The host nnsight will send traces to ($NDIF_HOST or nnsight's config)."""
+    from nnsight import CONFIG
+
+    return os.environ.get("NDIF_HOST") or CONFIG.API.HOST
 
 
 @contextmanager
@@ -49,9 +64,12 @@ def translated_errors(spec: str) -> Iterator[None]:
                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
 
 
-def load_remote(spec: str) -> Model:
-    """A Model whose nnsight backend sends every trace to NDIF. Only the config and tokenizer are fetched."""
-    check_ready(spec)
+def load_remote(spec: str, allow_other_host: bool = False) -> Model:
+    """A Model whose nnsight backend sends every trace to NDIF. Only the config and tokenizer are fetched.
+
+    Security: nnsight unpickles NDIF's responses (torch.load with weights_only=False); whoever controls the
+    host can run code on this machine. Only NDIF's default host is accepted unless `allow_other_host`."""
+    check_ready(spec, allow_other_host)
     from nnsight import LanguageModel
 
     from interp.core.backends.nnsight import NNsightBackend

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -77,8 +77,13 @@ def sweep(
     positions: int | None = None,
     show_progress: bool = True,
     offsets: torch.Tensor | None = None,  # [layer, pos, d_model]: affine ablation targets (answered means)
+    done_rows: Sequence[dict] = (),
+    checkpoint: Callable[[list[dict]], None] | None = None,
 ) -> tuple[list[dict], Direction]:
     """Score every candidate; pick the lowest bypass among those passing the filters.
+
+    done_rows: rows an interrupted sweep already scored (from `checkpoint`, which receives the rows so far
+    after each candidate): they are reused, so a resumed sweep continues where it stopped.
 
     Filters: KL on harmless <= kl_threshold, induce score > 0; layers past max_layer_fraction are not
     scored at all. If none passes both, the induce filter is dropped, then the KL one (recorded).
@@ -86,6 +91,7 @@ def sweep(
     n_layers, n_pos = model.n_layers, candidates.shape[1]
     base_harmless = last_logits(model, data.harmless)
     rows: list[dict] = []
+    earlier = {(r["layer"], r["position"]): r for r in done_rows}
     # resid_pre of each block; the last 20% of layers are never selected, so they are not scored.
     layers = [layer for layer in range(n_layers) if layer < max_layer_fraction * n_layers]
     swept = range(n_pos - (positions or n_pos), n_pos)  # the last `positions` post-instruction tokens
@@ -94,6 +100,10 @@ def sweep(
         task = bar.add_task(f"sweep {kind}", total=total, rate="-", visible=show_progress)
         for layer in layers:
             for pos in swept:
+                if (layer, pos - n_pos) in earlier:
+                    rows.append(dict(earlier[(layer, pos - n_pos)]))
+                    advance(bar, task, 1, digits=2)
+                    continue
                 raw = candidates[layer, pos]
                 if raw.norm() < 1e-6 * max(float(candidates[layer].norm()), 1.0):
                     # identical inputs in both sets (layer 0 at template tokens): nothing to ablate
@@ -106,15 +116,16 @@ def sweep(
                 with steer(model, d, coef=1.0):
                     induced = last_logits(model, data.answered)
                 n_s = len(data.suppressed)
-                rows.append({
-                    "layer": layer,
-                    "position": pos - n_pos,
-                    "bypass_score": float(scorer.score(ablated[:n_s]).mean()),
-                    "induce_score": float(scorer.score(induced).mean()),
-                    "kl": mean_kl(base_harmless, ablated[n_s:]),
-                })
+                scores = {"bypass_score": float(scorer.score(ablated[:n_s]).mean()),
+                          "induce_score": float(scorer.score(induced).mean()),
+                          "kl": mean_kl(base_harmless, ablated[n_s:])}
+                if not all(math.isfinite(v) for v in scores.values()):  # recorded as skipped: JSON has no NaN
+                    scores = {"bypass_score": None, "induce_score": None, "kl": None, "skipped": "non-finite scores"}
+                rows.append({"layer": layer, "position": pos - n_pos, **scores})
+                if checkpoint is not None:
+                    checkpoint(rows)
                 advance(bar, task, 1, digits=2)
-    scored = [r for r in rows if r["bypass_score"] is not None and math.isfinite(r["bypass_score"] + r["kl"])]
+    scored = [r for r in rows if r["bypass_score"] is not None]
     if not scored:
         raise InterpError(f"{kind}: every candidate direction was zero or gave non-finite scores")
     for row in rows:

@@ -35,6 +35,7 @@ class Edit:
     site: Site
     fn: Callable[[torch.Tensor], torch.Tensor]
     layers: frozenset[int] | None = None
+    key: str | None = None  # names exactly what fn does (e.g. a hash of its vector): edited completions may be cached
 
     def applies(self, layer: int) -> bool:
         return self.layers is None or layer in self.layers

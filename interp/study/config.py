@@ -12,6 +12,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from interp.core.directions import METHODS
+from interp.core.errors import InterpError
+
 __all__ = ["CONTRASTS", "KINDS", "SEED", "Contrast", "RunConfig", "contrast"]
 
 SEED = 0
@@ -81,6 +84,15 @@ class RunConfig:
     method: str = _opt("mean_diff", "mean_diff | pca | probe")
     affine: bool = _opt(False, "ablate relative to the answered-set mean instead of to zero")
     transfer: bool = _opt(True, "cross-lingual and cross-kind transfer stage")
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InterpError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.eval_tokens < 1 or self.label_tokens < 1:
+            raise InterpError(f"token budgets must be at least 1 (eval_tokens {self.eval_tokens}, "
+                              f"label_tokens {self.label_tokens})")
+        if self.per_split is not None and self.per_split < 4:
+            raise InterpError(f"--per-split must be at least 4, got {self.per_split}")
 
     @classmethod
     def make(cls, quick: bool, **overrides) -> RunConfig:

@@ -25,6 +25,7 @@ from interp.core.atomic import (
     atomic_write_jsonl,
     atomic_write_text,
     check_out_dir,
+    check_writable,
 )
 from interp.core.errors import InterpError
 from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json, upgrade
@@ -32,6 +33,7 @@ from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_js
 __all__ = ["RunDir"]
 
 MANIFEST = "manifest.json"
+SWEEP_CHECKPOINT = "sweep-partial.json"
 
 
 class RunDir:
@@ -42,15 +44,23 @@ class RunDir:
         self.timings: dict[str, float] = {}
 
     # -- manifest ---------------------------------------------------------------------------------
+    @staticmethod
+    def check_claim(path: Path | str, resume: bool) -> None:
+        """Refuse, before any work, a directory this run may not write into (the CLI calls it before the
+        model loads; `open` again)."""
+        path = check_out_dir(path)
+        manifest = path / MANIFEST
+        if manifest.exists() and not resume:
+            raise InterpError(f"{path} holds an earlier run; pass --resume to continue it or choose another --out")
+        if not manifest.exists() and path.is_dir() and any(path.iterdir()) and not resume:
+            raise InterpError(f"--out {path} is not empty and holds no run; choose a new directory")
+        check_writable(path)
+
     def open(self, identity: dict[str, Any], resume: bool) -> RunDir:
         """Claim the directory for a run with this identity (or continue one with --resume)."""
-        check_out_dir(self.path)
+        self.check_claim(self.path, resume)
         identity = json.loads(json.dumps(identity, default=str))  # normalised as it will be stored
         manifest = self.path / MANIFEST
-        if manifest.exists() and not resume:
-            raise InterpError(f"{self.path} holds an earlier run; pass --resume to continue it or choose another --out")
-        if not manifest.exists() and self.path.is_dir() and any(self.path.iterdir()) and not resume:
-            raise InterpError(f"--out {self.path} is not empty and holds no run; choose a new directory")
         if resume and manifest.exists():
             stored = self._read_json(MANIFEST)
             if not isinstance(stored, dict) or stored.get("identity") != identity:
@@ -101,6 +111,26 @@ class RunDir:
         path = self.path / "directions.safetensors"
         tensors = self._tensors("directions.safetensors") if path.is_file() else {}
         return {k.removesuffix(".candidates"): v for k, v in tensors.items() if k.endswith(".candidates")}
+
+    def write_sweep_rows(self, kind: str, rows: list[dict]) -> None:
+        """The select stage's rows so far (a checkpoint inside the stage; removed once it completes)."""
+        partial = self.sweep_rows()
+        partial[kind] = rows
+        atomic_write_json(self.path / SWEEP_CHECKPOINT, partial)
+
+    def sweep_rows(self) -> dict[str, list[dict]]:
+        path = self.path / SWEEP_CHECKPOINT
+        try:
+            partial = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}  # a damaged checkpoint is recomputed, never trusted
+        ok = isinstance(partial, dict) and all(isinstance(v, list) and all(isinstance(r, dict) and "layer" in r
+                                                                         and "position" in r for r in v)
+                                               for v in partial.values())
+        return partial if ok else {}
+
+    def drop_sweep_rows(self) -> None:
+        (self.path / SWEEP_CHECKPOINT).unlink(missing_ok=True)
 
     def write_json(self, name: str, value: Any) -> None:
         atomic_write_json(self.path / f"{name}.json", to_json(value))

@@ -102,7 +102,7 @@ class Study:
             candidates = self.candidates  # first: a missing behavioural contrast is the error to report
             scorer, tokens = build_scorer(self.model, self.labels)
             chosen, sweeps = select(self.model, candidates, self.labels, scorer, self.config, self.contrasts,
-                                    self.hashes)
+                                    self.hashes, done_rows=self.dir.sweep_rows(), checkpoint=self.dir.write_sweep_rows)
             return chosen, sweeps, SuppressionTokens(tuple(scorer.token_ids), tuple(tokens))
 
         def save(value) -> None:
@@ -111,6 +111,7 @@ class Study:
                                                               for c in self.extracted})
             self.dir.write_json("sweeps", sweeps)
             self.dir.write_json("scorer", tokens)
+            self.dir.drop_sweep_rows()
 
         def load():
             chosen = {c.name: self.dir.direction(c.name, self.model.fingerprint) for c in self.contrasts}

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from interp.behaviour.judge import is_suppressed
 from interp.core.directions import Direction
@@ -35,7 +37,11 @@ def sweep_data(labels: Labels, c: Contrast, config: RunConfig) -> SweepData:
 
 
 def select(model: Model, candidates: Candidates, labels: Labels, scorer: Scorer, config: RunConfig,
-           contrasts: tuple[Contrast, ...], hashes: dict[str, str]) -> tuple[dict[str, Direction], dict[str, tuple[SweepRow, ...]]]:
+           contrasts: tuple[Contrast, ...], hashes: dict[str, str],
+           done_rows: dict[str, list[dict]] | None = None,
+           checkpoint: Callable[[str, list[dict]], None] | None = None,
+           ) -> tuple[dict[str, Direction], dict[str, tuple[SweepRow, ...]]]:
+    """One direction per kind. `done_rows` and `checkpoint` carry an interrupted sweep's rows per kind."""
     chosen: dict[str, Direction] = {}
     sweeps: dict[str, tuple[SweepRow, ...]] = {}
     for c in contrasts:
@@ -45,7 +51,9 @@ def select(model: Model, candidates: Candidates, labels: Labels, scorer: Scorer,
             continue
         rows, direction = sweep(model, candidates.by_kind[c.name], sweep_data(labels, c, config), scorer, c.name,
                                 config.kl_threshold, positions=config.sweep_positions,
-                                offsets=candidates.answered_means[c.name] if config.affine else None)
+                                offsets=candidates.answered_means[c.name] if config.affine else None,
+                                done_rows=(done_rows or {}).get(c.name, ()),
+                                checkpoint=partial(checkpoint, c.name) if checkpoint else None)
         chosen[c.name] = replace(direction, prompt_hashes=hashes, method=config.method)
         sweeps[c.name] = tuple(SweepRow(**row) for row in rows)
     return chosen, sweeps
