@@ -10,7 +10,7 @@ from tiny_archs import FAMILIES, POST_NORMED, tiny_family, tiny_hf
 
 from interp.core.archs import ARCHITECTURES, gguf_writer_names
 from interp.core.errors import InterpError
-from interp.core.interventions import ablate, orthogonalize
+from interp.core.interventions import ablate, orthogonalize, project_out
 from interp.core.model import wrap_model
 
 PROMPTS = ["hello there", "What happened in 1989?", "说中文", "a much longer prompt with several words in it"]
@@ -57,6 +57,7 @@ def _last_logits(model, batch):
 def test_hook_ablation_equals_orthogonalisation(family, backend):
     model = tiny_family(family, backend)
     clone = wrap_model(copy.deepcopy(model.hf), model.tokenizer)
+    naive = wrap_model(copy.deepcopy(model.hf), model.tokenizer)
     d = random_direction(model)
     batch = model.format_chat(PROMPTS)
     base = model.backend.run(batch, logits="last").logits
@@ -82,8 +83,15 @@ def test_hook_ablation_equals_orthogonalisation(family, backend):
     mask = batch.attention_mask.bool()
     for layer in range(clone.n_layers):  # the last hidden state is after the final norm
         assert (hidden[layer][mask].float() @ d.unit).abs().max() < 1e-4, layer
-    # ...but is not the hook's function: it differs by a per-token scale, which moves the logits measurably
+    # ...but is not the hook's function: it differs by a per-token scale, which moves the logits measurably,
+    # and less than projecting u out of o_proj/down_proj as if there were no norm
     assert 1e-3 < gap < 0.5 * (hooked - base).abs().max().item(), gap
+    u = d.unit
+    with torch.no_grad():
+        for writer in naive.writers:
+            w = writer.weight
+            w.copy_(project_out(w, u) if writer.axis == -1 else w - torch.outer(u, u @ w))
+    assert gap < 0.5 * (_last_logits(naive, batch) - hooked).abs().max().item()
 
 
 def test_every_routed_expert_is_edited():
@@ -98,9 +106,8 @@ def test_every_routed_expert_is_edited():
 
 
 def test_unknown_architecture_is_an_error_naming_the_fix():
-    from transformers import OlmoConfig, OlmoForCausalLM
-
     from tiny import byte_tokenizer
+    from transformers import OlmoConfig, OlmoForCausalLM
 
     tok = byte_tokenizer()
     hf = OlmoForCausalLM(OlmoConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
