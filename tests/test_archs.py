@@ -149,3 +149,32 @@ def test_tied_embedding_is_untied_before_the_edit():
     with pytest.warns(UserWarning):
         orthogonalize(model, random_direction(model))
     assert torch.equal(hf.lm_head.weight, head) and not hf.config.tie_word_embeddings
+
+
+def test_a_family_the_bridge_cannot_boot_is_an_error_naming_the_other_backend(monkeypatch):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    def unsupported(*args, **kwargs):
+        raise ValueError("Could not determine supported architecture from config. Available architectures: [...]")
+
+    monkeypatch.setattr(TransformerBridge, "boot_transformers", unsupported)
+    model = tiny_family("qwen3_moe", "transformer_lens")
+    with pytest.raises(InterpError, match="TransformerBridge does not support Qwen3MoeForCausalLM.*--backend nnsight"):
+        model.backend.run(model.format_chat(["hello"]), logits="last")
+
+
+def test_tied_gemma_exports_with_its_own_head(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from interp.core.export import export_hf
+
+    hf, tok = tiny_hf("gemma3_text")
+    hf.config.tie_word_embeddings = True
+    hf.tie_weights()
+    model = wrap_model(hf, tok)
+    with pytest.warns(UserWarning, match="post-norm"):
+        export_hf(model, random_direction(model), tmp_path / "export")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "export", dtype=torch.float32)
+    batch = model.format_chat(PROMPTS)
+    assert not torch.equal(reloaded.lm_head.weight, reloaded.model.embed_tokens.weight)
+    torch.testing.assert_close(_last_logits(wrap_model(reloaded, tok), batch), _last_logits(model, batch), atol=1e-5, rtol=0)
