@@ -54,6 +54,12 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
     """A tiny Qwen2 trained (seconds, CPU) to refuse one prompt list and answer the other: real behaviour
     for end-to-end pipeline tests, not a mock."""
     model = tiny_model("qwen2", backend=backend, seed=seed, layers=2)
+    return teach_refusal(model, prompts_to_refuse, prompts_to_answer, steps)
+
+
+def teach_refusal(model: Model, prompts_to_refuse: list[str], prompts_to_answer: list[str], steps: int = 150,
+                  lr: float = 3e-3) -> Model:
+    """Train `model` in place to reply REFUSAL to one prompt list and ANSWER to the other."""
     tok, hf = model.tokenizer, model.hf
     pairs = [(p, REFUSAL) for p in prompts_to_refuse] + [(p, ANSWER) for p in prompts_to_answer]
     rows = []
@@ -71,7 +77,7 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
         mask[i, width - len(seq):] = 1
         labels[i, width - len(tail):] = torch.tensor(tail)
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    optimizer = torch.optim.AdamW(hf.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(hf.parameters(), lr=lr)
     hf.train()
     for _ in range(steps):
         loss = hf(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss

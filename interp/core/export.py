@@ -51,6 +51,10 @@ def _write_gguf(model: Model, work: Path) -> None:
         if "output.weight" not in {t.name for t in reader.tensors}:
             raise InterpError("this GGUF ties its output to token_embd; orthogonalising one would change the "
                               "other: export --format hf instead")
+        missing = sorted(set(edited) - {t.name for t in reader.tensors})
+        if missing:  # e.g. an old GGUF with one tensor per expert: its experts would ship unedited
+            raise InterpError(f"the source GGUF has no tensor {missing[0]} (and {len(missing) - 1} more edited "
+                              "writers): export --format hf instead")
         arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
         writer = gguf.GGUFWriter(work / "model.gguf", arch=arch, endianess=reader.endianess)
         for field in reader.fields.values():

@@ -3,15 +3,18 @@
 `ablate` and `steer` are context managers: they register a pure `Edit` on the model, which whichever
 backend is in use applies in every forward pass (generation included), and remove it in `finally`.
 `orthogonalize` edits the weights that write to the residual stream so the model never writes the
-direction: the same function as `ablate`, baked into an exportable HF model.
+direction: the same function as `ablate`, baked into an exportable HF model (except behind a post-norm,
+Gemma 2/3 and GLM-4, where it never writes the direction but is not exactly the hook's function).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -21,7 +24,7 @@ from interp.core.errors import InterpError
 from interp.core.model import Model
 from interp.core.types import Edit
 
-__all__ = ["ablate", "edited", "orthogonalize", "project_out", "steer"]
+__all__ = ["Orthogonalized", "ablate", "edited", "orthogonalize", "project_out", "steer"]
 
 
 def _check(model: Model, direction: Direction) -> None:
@@ -120,24 +123,91 @@ def steer(
         yield m
 
 
-@torch.no_grad()
-def orthogonalize(model: Model, direction: Direction) -> Model:
-    """Edit the residual writers' weights in place: W <- W - u u^T W (embedding: W_E <- W_E - W_E u u^T).
+@dataclass(frozen=True)
+class Orthogonalized:
+    """What `orthogonalize` changed: every residual writer the architecture declares, or it raised."""
 
-    The weights change, so the returned model carries a new fingerprint (`...+orth:KIND`): directions
-    saved for the source model are not silently reused on the edited one."""
+    model: Model
+    edited: tuple[str, ...]  # writer tensors changed (a fused experts tensor counts once, all its experts edited)
+    declared: int  # how many writer tensors the architecture row declares for this model
+    approximate: tuple[str, ...]  # writers with a norm after them: exact "never writes u", not the hook's function
+
+    @property
+    def exact(self) -> bool:
+        return not self.approximate
+
+
+def _obliquely(w: torch.Tensor, axis: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """w with x -> x - a (b . x) applied along its residual axis, in float32; a = b = u is project_out."""
+    moved = w.float().movedim(axis, -1)
+    return (moved - (moved @ b)[..., None] * a).movedim(-1, axis).to(w.dtype)
+
+
+def _pair(writer, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) for writer's edit. Behind a post-norm y = g * x / rms(x), writing x - (u/g)((g u) . x) makes
+    y exactly orthogonal to u and equal to the hook's (I - u u^T) y up to the per-token factor
+    rms(x)/rms(x'): no weight edit can match the hook exactly, since rms(x) is not linear in x."""
+    u = u.to(writer.weight.device)
+    if writer.post_norm is None:
+        return u, u
+    ones = torch.ones(1, u.shape[0], device=u.device)
+    gain = writer.post_norm(ones).float()[0]  # g up to a scale (eps, 1 + w conventions), which cancels in a b^T
+    if gain.abs().min() <= 1e-6 * gain.abs().max():
+        raise InterpError(f"{writer.name}: its post-norm has a zero gain, so no weight edit can remove the direction")
+    return u / gain, gain * u
+
+
+def _untie_output(model: Model) -> None:
+    """A tied unembedding would change with the embedding: give the head its own copy first."""
+    head = model.hf.get_output_embeddings()
+    embed = model.writers[0].weight
+    if head is not None and head.weight.data_ptr() == embed.data_ptr():
+        head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=head.weight.requires_grad)
+        model.hf.config.tie_word_embeddings = False
+        text_config = getattr(model.hf.config, "get_text_config", lambda: None)()
+        if text_config is not None:
+            text_config.tie_word_embeddings = False
+
+
+@torch.no_grad()
+def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
+    """Edit every residual writer's weights in place: W <- W - u u^T W along its residual axis (embedding:
+    W_E <- W_E - W_E u u^T; every routed expert's slice of a fused tensor; biases too).
+
+    The weights change, so the model carries a new fingerprint (`...+orth:KIND`): directions saved for the
+    source model are not silently reused on the edited one. Writers followed by a norm (Gemma 2/3, GLM-4)
+    get the oblique edit of `_pair` and are listed in `approximate`, with a warning."""
     _check(model, direction)
-    embed, *linears = model.writers
-    if any(m.weight.device.type == "meta" for m in model.writers):
+    writers = model.writers
+    if any(w.weight.device.type == "meta" for w in writers):
         raise InterpError("orthogonalize edits weights in memory; this model has offloaded (meta) weights: "
                           "load it without disk offload")
+    arch, n = model.arch, model.n_layers
+    declared = 1 + sum(len(sub.weights) for layer in range(n) for sub in arch.sublayers(layer))
+    owned = {id(p) for p in model.hf.parameters()}
+    missed = [w.name for w in writers if id(w.weight) not in owned]
+    if missed or len(writers) != declared:
+        raise InterpError(f"orthogonalize found {len(writers) - len(missed)} of the {declared} residual writers the "
+                          f"architecture declares; not in the model: {', '.join(missed) or 'unresolved writers'}")
+    _untie_output(model)
     u = direction.unit.float()
-    weight = embed.weight  # [vocab, d_model]
-    weight.copy_(project_out(weight, u))
-    for linear in linears:  # weight [d_model, d_in]: the output dimension is the residual one
-        w, u_here = linear.weight.float(), u.to(linear.weight.device)
-        linear.weight.copy_((w - torch.outer(u_here, u_here @ w)).to(linear.weight.dtype))
-        if getattr(linear, "bias", None) is not None:
-            linear.bias.copy_(project_out(linear.bias, u))
+    edited, approximate = [], []
+    for writer in writers:
+        a, b = _pair(writer, u)
+        weight = writer.weight
+        if weight.ndim == 3:  # fused experts [E, d_model, d_ff]: one at a time, no fp32 copy of them all
+            for expert in weight:
+                expert.copy_(_obliquely(expert, writer.axis - 1, a, b))
+        else:
+            weight.copy_(_obliquely(weight, writer.axis, a, b))
+        if writer.bias is not None:
+            writer.bias.copy_(_obliquely(writer.bias, -1, a, b))
+        edited.append(writer.name)
+        if writer.post_norm is not None:
+            approximate.append(writer.name)
+    if approximate:
+        warnings.warn(f"{len(approximate)} writers feed a post-norm ({approximate[0]}, ...): the weight edit leaves "
+                      "no component along the direction, but differs from hook ablation by a per-token scale",
+                      stacklevel=2)
     model.fingerprint = f"{model.fingerprint}+orth:{direction.kind}"
-    return model
+    return Orthogonalized(model, tuple(edited), declared, tuple(approximate))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from interp.core import embedded
-from interp.core.archs import Arch, arch_for, residual_writers
+from interp.core.archs import Arch, Writer, arch_for, residual_writers
 from interp.core.backends import BACKENDS, make_backend
 from interp.core.errors import InterpError
 from interp.core.types import Backend, ChatBatch, Edit
@@ -52,7 +52,7 @@ class Model:
     # builds the backend on first use; a remote model passes one that sends traces to NDIF
     backend_factory: Callable[[Model], Backend] | None = None
     _backend: Backend | None = None
-    writers: list[torch.nn.Module] = field(default_factory=list)  # embedding, then attn/mlp out per block
+    writers: list[Writer] = field(default_factory=list)  # embedding, then per block attention's and the MLP's
     _post_ids: list[int] | None = None
 
     @property

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 
 import torch
 
+from interp.core.archs import get_submodule
 from interp.core.backends.common import StopForward, apply_edits, head_logits
+from interp.core.errors import InterpError
 from interp.core.types import ChatBatch, HookedModel, LogitsMode, RunResult, Site
 
 __all__ = ["BridgeBackend", "patch_bridge_kv_cache"]
@@ -36,6 +38,33 @@ def patch_bridge_kv_cache() -> None:
     attention.AttentionBridge._update_kv_cache = _update_kv_cache
 
 
+def _write_sites(model: HookedModel) -> list[list[torch.nn.Module]]:
+    """Per block, the HF modules whose outputs the block adds to the residual (the arch row's sites)."""
+    arch, sites = model.arch, []
+    for layer in range(model.n_layers):
+        block = get_submodule(model.hf, f"{arch.blocks}.{layer}")
+        found = [get_submodule(block, sub.site) for sub in arch.sublayers(layer)]
+        sites.append([getattr(m, "original_component", None) or m for m in found])
+    return sites
+
+
+def _bridge_hook_names(bridge, sites: list[list[torch.nn.Module]], family: str) -> list[list[str]]:
+    """The bridge component wrapping each site module: its `hook_out` is the residual write."""
+    wrapping = {}
+    for name, module in bridge.named_modules(remove_duplicate=False):
+        original = getattr(module, "original_component", None)
+        if original is not None and "_original_component" not in name and f"{name}.hook_out" in bridge.hook_dict:
+            wrapping.setdefault(id(original), name)
+    names = []
+    for layer, modules in enumerate(sites):
+        missing = [i for i, m in enumerate(modules) if id(m) not in wrapping]
+        if missing:
+            raise InterpError(f"TransformerBridge exposes no hook on block {layer}'s residual writes "
+                              f"({type(modules[missing[0]]).__name__}) of {family}: use --backend nnsight")
+        names.append([f"{wrapping[id(m)]}.hook_out" for m in modules])
+    return names
+
+
 class BridgeBackend:
     """TransformerLens 4.x: hooks on the bridge's canonical hook points; forwards run the HF module."""
 
@@ -46,11 +75,20 @@ class BridgeBackend:
 
         patch_bridge_kv_cache()
         self.model = model
+        sites = _write_sites(model)  # before booting: the bridge swaps its own components into the HF tree
+        config = model.hf.config
+        if not getattr(config, "architectures", None):  # a model built from a config names no class
+            config.architectures = [type(model.hf).__name__]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.bridge = TransformerBridge.boot_transformers(
-                model.name, hf_model=model.hf, tokenizer=model.tokenizer
-            )
+            try:
+                self.bridge = TransformerBridge.boot_transformers(
+                    model.name, hf_model=model.hf, tokenizer=model.tokenizer
+                )
+            except ValueError as err:
+                raise InterpError(f"TransformerBridge does not support {type(model.hf).__name__}: "
+                                  f"{str(err).splitlines()[0][:200]}; use --backend nnsight") from err
+        self.write_hooks = _bridge_hook_names(self.bridge, sites, type(model.hf).__name__)
 
     def _edit_hooks(self) -> list[tuple[str, Callable]]:
         edits, n = self.model.edits, self.model.n_layers
@@ -63,8 +101,7 @@ class BridgeBackend:
         hooks = [("embed.hook_out", at("write", -1))]
         for layer in range(n):
             hooks.append((f"blocks.{layer}.hook_in", at("resid_pre", layer)))
-            hooks.append((f"blocks.{layer}.attn.hook_out", at("write", layer)))
-            hooks.append((f"blocks.{layer}.mlp.hook_out", at("write", layer)))
+            hooks += [(name, at("write", layer)) for name in self.write_hooks[layer]]
         return hooks
 
     def _read_hooks(self, read: Sequence[int], store: dict[int, torch.Tensor], stop_at: int | None):

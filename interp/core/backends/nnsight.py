@@ -48,8 +48,8 @@ class NNsightBackend:
             if layer in read:
                 store.append((layer, block.input.save()))
             if any(e.site == "write" and e.applies(layer) for e in edits):
-                for sub in (arch.attn_out, arch.mlp_out):
-                    module = self._envoy(f"{arch.blocks}.{layer}.{sub}")
+                for sub in arch.sublayers(layer):
+                    module = self._envoy(f"{arch.blocks}.{layer}.{sub.site}")
                     module.output = apply_edits(edits, "write", layer, module.output)
         if n in read:
             last = self._envoy(f"{arch.blocks}.{n - 1}").output
