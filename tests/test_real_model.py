@@ -140,63 +140,34 @@ def test_quick_run_writes_complete_report_with_provenance(quick_run):
 
 
 def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
-    """The same quick run through nnsight. Baseline labels agree on >= 95% of prompts (bf16 kernels differ
-    between the two attention paths) and every baseline rate is within one prompt. The censorship pick is
-    the same (layer, position) and nearly the same vector: in quick mode one flipped train label moves a
-    prompt across the contrast (measured cosine 0.95), and that alone can shift the ablated rate by
-    several of 16 prompts, so the interventions are compared on one vector: the bridge's direction
-    ablated through nnsight gives the bridge's ablated rate within one prompt. The refusal pick is not
-    compared: in quick mode (one position, 6 prompts a group) its sweep is nearly flat and the pick
-    differs between backends while undoing nothing in either; see the session notes."""
-    import json
-
+    """The quick run's label, activation and select stages through nnsight (the later stages share their
+    code with the bridge and are covered by the tiny-model tests). Labels agree on >= 95% of prompts (bf16
+    kernels differ between the two attention paths). The censorship pick is the same (layer, position) and
+    nearly the same vector: in quick mode one flipped train label moves a prompt across the contrast
+    (measured cosine 0.95), and that alone can shift the ablated rate by several of 16 prompts, so the
+    interventions are compared on one vector: the bridge's direction ablated through nnsight gives the
+    bridge's ablated rate within one prompt. The refusal pick is not compared: in quick mode (one position,
+    6 prompts a group) its sweep is nearly flat and the pick differs between backends while undoing nothing
+    in either; see the session notes."""
     from interp.core.directions import load
     from interp.study.measures import as_prompts, generate_rows, rates
     from interp.study.rundir import RunDir
-    from interp.study.runner import run
+    from interp.study.runner import Study
 
     _, bridge_dir, bridge = quick_run
-    config = QUICK
     nn_model = load_model("embedded", backend="nnsight")
-    report = run(nn_model, tmp_path, config)
-    labels = [[json.loads(line)["label"] for line in (d / "labels.jsonl").read_text().splitlines()]
-              for d in (bridge_dir, tmp_path)]
-    assert sum(a == b for a, b in zip(*labels, strict=True)) >= 0.95 * len(labels[0])
-    for kind in ("censorship", "refusal"):
-        a, b = bridge.kinds[kind], report.kinds[kind]
-        one_prompt = 1 / a.baseline.n + 1e-9
-        assert abs(a.baseline.suppression_rate - b.baseline.suppression_rate) <= one_prompt, kind
-    a, b = bridge.kinds["censorship"], report.kinds["censorship"]
-    assert (b.layer, b.position) == (a.layer, a.position)
+    study = Study(nn_model, tmp_path, QUICK)
+    chosen = study.chosen
+    bridge_labels = RunDir(bridge_dir).labels()
+    pairs = list(zip([r.label for r in bridge_labels], [r.label for r in study.labels], strict=True))
+    assert sum(a == b for a, b in pairs) >= 0.95 * len(pairs)
+    a = bridge.kinds["censorship"]
+    assert (chosen["censorship"].layer, chosen["censorship"].position) == (a.layer, a.position)
     bridge_direction = load(bridge_dir, "censorship")
-    assert bridge_direction.cosine(load(tmp_path, "censorship")) > 0.9
-    rows = RunDir(bridge_dir).labels().rows("censored", "test")
-    after = generate_rows(nn_model, as_prompts(rows), lambda: ablate(nn_model, bridge_direction), config.label_tokens)
+    assert bridge_direction.cosine(chosen["censorship"]) > 0.9
+    rows = bridge_labels.rows("censored", "test")
+    after = generate_rows(nn_model, as_prompts(rows), lambda: ablate(nn_model, bridge_direction), QUICK.eval_tokens)
     assert abs(rates(after).suppression_rate - a.ablated.suppression_rate) <= 1 / a.ablated.n + 1e-9
-
-
-def test_selected_censorship_direction_beats_ten_random_directions(tmp_path):
-    """`interp direction --kind censorship` with the full selection settings (every layer x position,
-    8 validation prompts a group) on 40 prompts a split: the chosen direction, ablated everywhere, must
-    lower the first-token suppression score on held-out sensitive prompts the model suppresses more than
-    any of 10 random directions of the same norm (quick mode's 16 prompts are too few for this)."""
-    import json
-
-    from interp.study.config import RunConfig
-    from interp.study.runner import find_directions
-
-    model = load_model("embedded")
-    config = RunConfig.make(quick=False, per_split=40)
-    d = find_directions(model, tmp_path, config, ("censorship",))["censorship"]
-    scorer = Scorer(json.loads((tmp_path / "scorer.json").read_text())["token_ids"])
-    test = P.load("censored", "test").head(40)
-    base = complete(model, test.texts, 16, show_progress=False)
-    suppressed = [p for p, c in zip(test.texts, base, strict=True) if is_suppressed(label(c, prompt=p))]
-    assert len(suppressed) >= 8
-    with ablate(model, d):
-        selected = float(scorer.score(last_logits(model, suppressed)).mean())
-    randoms = random_scores(model, d, suppressed, scorer)
-    assert_beats_random(selected, randoms, float(scorer.score(last_logits(model, suppressed)).mean()))
 
 
 def test_exported_orthogonalized_qwen_answers_instead_of_refusing(qwen, tmp_path):

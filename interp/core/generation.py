@@ -21,7 +21,7 @@ from interp.core.embedded import cache_root
 from interp.core.model import Model
 from interp.core.progress import advance, progress_bar
 
-__all__ = ["CompletionCache", "Stop", "TextStop", "complete", "completion_cache_enabled", "length_batches"]
+__all__ = ["TOKENS_PER_BATCH", "CompletionCache", "Stop", "TextStop", "complete", "completion_cache_enabled", "length_batches"]
 
 Stop = Callable[[str], bool]  # decoded text so far -> True once more tokens cannot change what we want
 
