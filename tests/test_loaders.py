@@ -1,0 +1,157 @@
+"""Every loader refuses a broken or tampered input with one InterpError that says what to do: never a
+traceback, never a wrong direction, prompt set or report used as if it were right (issue 20)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from interp.core import directions
+from interp.core.directions import Direction
+from interp.core.errors import InterpError
+
+D_MODEL = 8
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    text = str(err.value)
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+def saved_direction(path, kind="refusal", offset=False):
+    raw = torch.arange(1.0, D_MODEL + 1)
+    d = Direction(directions.unit(raw), raw, 1, -1, kind, "f" * 64,
+                  offset=torch.zeros(3, D_MODEL) if offset else None)
+    directions.save([d], path)
+    return d
+
+
+def edit_tensors(path, **changes):
+    file = path / "directions.safetensors"
+    tensors = load_file(str(file))
+    for name, value in changes.items():
+        if value is None:
+            tensors.pop(name.replace("__", "."))
+        else:
+            tensors[name.replace("__", ".")] = value
+    save_file(tensors, str(file))
+
+
+def edit_meta(path, change):
+    file = path / "directions.json"
+    meta = json.loads(file.read_text())
+    file.write_text(json.dumps(change(meta)))
+
+
+# -- directions ---------------------------------------------------------------------------------------
+
+def test_a_saved_direction_loads_with_its_offset(tmp_path):
+    d = saved_direction(tmp_path, offset=True)
+    back = directions.load(tmp_path, expect_d_model=D_MODEL)
+    assert torch.equal(back.unit, d.unit) and torch.equal(back.offset, d.offset)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("refusal__unit", torch.full((D_MODEL,), float("nan")), "refusal.unit holds NaN"),
+    ("refusal__raw", torch.tensor([float("inf")] + [0.0] * (D_MODEL - 1)), "refusal.raw holds NaN or infinity"),
+    ("refusal__offset", torch.full((3, D_MODEL), float("nan")), "refusal.offset holds NaN"),
+    ("refusal__unit", directions.unit(torch.ones(D_MODEL)) * 1000, "norm 1000, not 1"),
+    ("refusal__unit", directions.unit(torch.ones(D_MODEL + 1)), r"shape \[9\].*d_model 8"),
+    ("refusal__unit", torch.ones(2, D_MODEL) / 4, r"shape \[2, 8\]"),
+    ("refusal__unit", torch.ones(D_MODEL, dtype=torch.int32), "int32"),
+    ("refusal__raw", torch.arange(1.0, D_MODEL + 1) * 2, "directions.json records"),
+    ("refusal__unit", None, "no tensor refusal.unit"),
+    ("refusal__raw", None, "no tensor refusal.raw"),
+])
+def test_a_tampered_direction_tensor_is_refused_at_load(tmp_path, name, value, message):
+    saved_direction(tmp_path)
+    edit_tensors(tmp_path, **{name: value})
+    with pytest.raises(InterpError, match=message) as err:
+        directions.load(tmp_path)
+    assert "make the directions again" in one_line(err)
+
+
+def _without(key):
+    def change(meta):
+        del meta["refusal"][key]
+        return meta
+    return change
+
+
+def _set(key, value):
+    def change(meta):
+        meta["refusal"][key] = value
+        return meta
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda meta: list(meta.values()), "expected an object of directions by kind, got a JSON list"),
+    (lambda meta: {}, "got an empty object"),
+    (lambda meta: {"refusal": [1, 2]}, "'refusal': expected an object, got a JSON list"),
+    (lambda meta: "refusal", "got a JSON str"),
+    *[(_without(key), f"missing field '{key}'") for key in
+      ("layer", "position", "kind", "model_fingerprint", "method", "prompt_hashes", "scores", "d_model")],
+    (_set("layer", "1"), "'layer' must be int"),
+    (_set("layer", 1.5), "'layer' must be int"),
+    (_set("position", True), "'position' must be int"),
+    (_set("model_fingerprint", None), "'model_fingerprint' must be str"),
+    (_set("scores", [1]), "'scores' must be dict"),
+    (_set("scores", {"kl": [1]}), "'scores' must map names"),
+    (_set("prompt_hashes", {"censored": 3}), "'prompt_hashes' must map"),
+    (_set("d_model", 9), r"shape \[8\].*d_model 9"),
+    (_set("d_model", 0), "d_model must be positive"),
+    (_set("kind", "censorship"), "the entry says kind 'censorship'"),
+    (_set("raw_norm", 1e6), "directions.json records 1e\\+06"),
+    (_set("raw_norm", "big"), "'raw_norm' must be a finite number"),
+])
+def test_a_malformed_directions_json_is_refused_at_load(tmp_path, change, message):
+    saved_direction(tmp_path)
+    edit_meta(tmp_path, change)
+    with pytest.raises(InterpError, match=message) as err:
+        directions.load(tmp_path)
+    one_line(err)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xfe\x00garbage", b'{"refusal": ', b"NaN"])
+def test_an_unreadable_directions_json_is_refused(tmp_path, data):
+    saved_direction(tmp_path)
+    (tmp_path / "directions.json").write_bytes(data)
+    with pytest.raises(InterpError, match="directions.json") as err:
+        directions.load(tmp_path)
+    one_line(err)
+
+
+@pytest.mark.parametrize("data", [b"", os.urandom(200), b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_random_bytes_as_the_tensor_file_are_refused(tmp_path, data):
+    saved_direction(tmp_path)
+    (tmp_path / "directions.safetensors").write_bytes(data)
+    with pytest.raises(InterpError, match="corrupt or truncated direction file") as err:
+        directions.load(tmp_path)
+    one_line(err)
+
+
+@pytest.mark.parametrize("field", ["unit", "raw", "offset"])
+def test_a_non_finite_direction_is_never_saved(tmp_path, field):
+    raw = torch.arange(1.0, D_MODEL + 1)
+    values = {"unit": directions.unit(raw), "raw": raw, "offset": torch.zeros(2, D_MODEL)}
+    values[field] = values[field].clone()
+    values[field].view(-1)[0] = float("nan")
+    d = Direction(values["unit"], values["raw"], 1, -1, "refusal", "f" * 64, offset=values["offset"])
+    with pytest.raises(InterpError, match=f"refusal.{field}.* not finite") as err:
+        directions.save([d], tmp_path / "out")
+    one_line(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_non_finite_score_is_never_saved(tmp_path):
+    raw = torch.arange(1.0, D_MODEL + 1)
+    d = Direction(directions.unit(raw), raw, 1, -1, "refusal", "f" * 64, scores={"kl": float("nan")})
+    with pytest.raises(InterpError, match=r"refusal\.scores\.kl is not finite"):
+        directions.save([d], tmp_path)
+    assert list(tmp_path.iterdir()) == []
