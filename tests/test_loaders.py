@@ -155,3 +155,54 @@ def test_a_non_finite_score_is_never_saved(tmp_path):
     with pytest.raises(InterpError, match=r"refusal\.scores\.kl is not finite"):
         directions.save([d], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- prompt files -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, data, message", [
+    ("random.jsonl", bytes(range(256)) * 4, r"random.jsonl: not UTF-8 text \(byte \d+\); re-save"),
+    ("random.csv", b"\x8f\x00\xff" * 50, "random.csv: not UTF-8"),
+    ("huge.csv", b'prompt\nfine\n"' + b"x" * 200_000 + b'"\n', r"huge.csv: unreadable CSV near line 3"),
+    ("list.jsonl", b'[{"prompt": "a"}, {"prompt": "b"}]\n', r"list.jsonl:1: .*JSON list.*one JSON object a line"),
+    ("pretty.json", b'[\n {"prompt": "a"}\n]\n', r"pretty.json:1: .*JSON list.*one JSON object a line"),
+    ("number.jsonl", b"3\n", r"number.jsonl:1: expected a JSON object, got int"),
+    ("types.jsonl", b'{"prompt": ["a"]}\n', r"types.jsonl:1: missing or empty 'prompt'"),
+    ("category.jsonl", b'{"prompt": "a", "category": {"x": 1}}\n', r"category.jsonl:1: 'category' must be a string"),
+    ("lang.jsonl", b'{"prompt": "a", "lang": ["en"]}\n', r"lang.jsonl:1: 'lang' must be 'en' or 'zh'"),
+    ("facts.jsonl", b'{"prompt": "a", "facts": "x"}\n', r"facts.jsonl:1: 'facts' must be a list"),
+    ("surrogate.jsonl", b'{"prompt": "a\\ud800"}\n', r"surrogate.jsonl:1: 'prompt' is not valid Unicode"),
+    ("deep.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n", r"deep.jsonl:1: .*(nested too deeply|JSON list)"),
+    ("empty.csv", b"", r"empty.csv: no prompts in the file"),
+    ("blank.txt", b"\n  \n\n", r"blank.txt: no prompts in the file"),
+    ("header.csv", b"question,answer\nx,y\n", r"header.csv:1: CSV needs a 'prompt' column \(found question, answer\)"),
+    ("emptycell.csv", b"prompt,lang\n,en\n", r"emptycell.csv:2: missing or empty 'prompt'"),
+])
+def test_a_broken_prompt_file_is_one_error_naming_file_and_line(tmp_path, name, data, message):
+    from interp.behaviour import prompts
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InterpError, match=message) as err:
+        prompts.load(str(path))
+    one_line(err)
+
+
+def test_an_unreadable_prompt_file_is_one_error(tmp_path):
+    from interp.behaviour import prompts
+
+    with pytest.raises(InterpError, match=r"/proc/self/mem: cannot read the prompt file") as err:
+        prompts.load("/proc/self/mem")  # a file even root cannot read()
+    one_line(err)
+    with pytest.raises(InterpError, match="is a directory, not a prompt file"):
+        prompts.load(str(tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 000")
+def test_a_prompt_file_without_read_permission_is_one_error(tmp_path):
+    from interp.behaviour import prompts
+
+    path = tmp_path / "secret.jsonl"
+    path.write_text('{"prompt": "a"}\n')
+    path.chmod(0)
+    with pytest.raises(InterpError, match="secret.jsonl: cannot read the prompt file.*Permission denied"):
+        prompts.load(str(path))

@@ -165,3 +165,9 @@ def test_json_never_holds_a_bare_nan(tmp_path, bad):
     with pytest.raises(InterpError, match=r"rows.jsonl:2: score is not a finite number"):
         atomic_write_jsonl(tmp_path / "rows.jsonl", [{"score": 1.0}, {"score": bad}])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_that_no_utf8_file_can_hold_is_one_error(tmp_path):
+    with pytest.raises(InterpError, match="invalid Unicode"):
+        atomic_write_text(tmp_path / "labels.jsonl", "a lone surrogate \ud800")
+    assert list(tmp_path.iterdir()) == []

@@ -72,6 +72,8 @@ def atomic_write(path: Path | str, write: Callable[[str], None]) -> Path:
         os.replace(tmp, path)
     except OSError as err:
         raise InterpError(f"could not write {path}: {err.strerror or err}; {_remedy(err.errno)}") from err
+    except UnicodeEncodeError as err:  # a lone surrogate from a JSON escape: no UTF-8 file can hold it
+        raise InterpError(f"could not write {path}: the text holds invalid Unicode ({err.reason})") from err
     except SafetensorError as err:  # its I/O errors are not OSErrors
         raise InterpError(f"could not write {path}: {str(err).splitlines()[0]}; {_remedy(None)}") from err
     finally:
