@@ -206,3 +206,180 @@ def test_a_prompt_file_without_read_permission_is_one_error(tmp_path):
     path.chmod(0)
     with pytest.raises(InterpError, match="secret.jsonl: cannot read the prompt file.*Permission denied"):
         prompts.load(str(path))
+
+
+# -- run directories and reports ------------------------------------------------------------------------
+
+IDENTITY = {"model": "f" * 64, "config": {"per_split": 8}}
+
+
+def started_run(path, stages=("label", "activations")):
+    from interp.study.rundir import RunDir
+
+    run = RunDir(path).open(IDENTITY, resume=False)
+    if "label" in stages:
+        run.write_labels([])
+    if "activations" in stages:
+        run.write_candidates({"refusal.candidates": torch.zeros(2, 1, D_MODEL)}, {"strata": {}})
+    for stage in stages:
+        run.complete(stage, 1.0)
+    return run
+
+
+def test_a_resumed_run_loads_its_stages(tmp_path):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    run = RunDir(tmp_path).open(IDENTITY, resume=True)
+    assert run.completed == ["label", "activations"] and run.candidates()[1] == {"strata": {}}
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", r"manifest.json is corrupt"),
+    (b"\x00\xff random", r"manifest.json is corrupt"),
+    (b'{"identity": ', r"manifest.json is corrupt"),
+    (b"[1, 2]", r"manifest.json: not a run manifest"),
+    (b'{"identity": "x"}', r"manifest.json: not a run manifest"),
+    (json.dumps({"identity": IDENTITY, "completed": "label"}).encode(), "'completed' must be a list"),
+    (json.dumps({"identity": IDENTITY, "completed": [1]}).encode(), "'completed' must be a list"),
+    (json.dumps({"identity": IDENTITY, "completed": [], "timings": [3]}).encode(), "'timings' must map"),
+])
+def test_resume_with_a_corrupt_manifest_is_one_error(tmp_path, data, message):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    (tmp_path / "manifest.json").write_bytes(data)
+    with pytest.raises(InterpError, match=message) as err:
+        RunDir(tmp_path).open(IDENTITY, resume=True)
+    assert "choose a new --out" in one_line(err)
+
+
+@pytest.mark.parametrize("missing", ["candidates.safetensors", "candidates.json", "labels.jsonl"])
+def test_resume_with_a_stage_file_deleted_names_it_before_any_work(tmp_path, missing):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    (tmp_path / missing).unlink()
+    with pytest.raises(InterpError, match=f"{missing} is missing, though manifest.json records stage") as err:
+        RunDir(tmp_path).open(IDENTITY, resume=True)
+    assert "run again without --resume" in one_line(err)
+
+
+def test_resume_into_a_directory_without_a_manifest_is_refused(tmp_path):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(InterpError, match="holds no run .*nothing to resume"):
+        RunDir(tmp_path).open(IDENTITY, resume=True)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("candidates.safetensors", b"\x00" * 3, "candidates.safetensors is corrupt"),
+    ("candidates.json", b"[]", "candidates.json: missing field 'strata'"),
+    ("candidates.json", b'{"strata": {"refusal": {"en": "x"}}}', r"strata.refusal.en: expected float"),
+    ("labels.jsonl", b'{"set": 1}\n', r"labels.jsonl:1.set: expected str"),
+    ("labels.jsonl", b'{"set": "a"}\n\xff\n', r"labels.jsonl is corrupt"),
+    ("labels.jsonl", b'{"set": "a"}\nnot json\n', r"labels.jsonl:2 is corrupt"),
+])
+def test_a_corrupt_stage_file_is_one_error_naming_it(tmp_path, name, data, message):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    (tmp_path / name).write_bytes(data)
+    run = RunDir(tmp_path).open(IDENTITY, resume=True)
+    with pytest.raises(InterpError, match=message) as err:
+        run.labels() if name == "labels.jsonl" else run.candidates()
+    one_line(err)
+
+
+def test_non_finite_candidates_are_refused_on_load(tmp_path):
+    from interp.study.rundir import RunDir
+
+    started_run(tmp_path)
+    save_file({"refusal.candidates": torch.full((2, 1, D_MODEL), float("nan"))}, str(tmp_path / "candidates.safetensors"))
+    with pytest.raises(InterpError, match="refusal.candidates holds NaN"):
+        RunDir(tmp_path).open(IDENTITY, resume=True).candidates()
+
+
+def _report(path):
+    return json.loads((path / "report.json").read_text())
+
+
+def _edit_report(path, change):
+    data = _report(path)
+    change(data)
+    (path / "report.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", r"report.json is corrupt"),
+    (os.urandom(64), r"report.json is corrupt"),
+    (b'{"kinds": {', r"report.json is corrupt"),
+    (b"[]", r"report.json: not a report"),
+    (b'{"schema": "2"}', r"'schema' must be a positive integer"),
+    (b'{"schema": 3}', r"report schema 3 is newer than this interp reads \(2\); upgrade interp"),
+    (b'{"schema": 1, "kinds": [1]}', r"a schema-1 report with an unexpected shape"),
+    (b'{"schema": 1, "kinds": {"a": {}}, "projections": [{"set": 1}]}', r"a schema-1 report with an unexpected shape"),
+    (b'{"schema": 2}', r"report.json: missing field 'kinds'"),
+])
+def test_a_corrupt_report_is_one_error_and_draws_nothing(tmp_path, data, message):
+    from test_figures import synthetic_run
+
+    from interp.study import figures
+
+    synthetic_run(tmp_path)
+    (tmp_path / "report.json").write_bytes(data)
+    with pytest.raises(InterpError, match=message) as err:
+        figures.make_all(tmp_path)
+    one_line(err)
+    assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["kinds"]["refusal"].update(kl_harmless="NaN"), r"kinds.refusal.kl_harmless: expected float"),
+    (lambda r: r["kinds"]["refusal"].update(layer=2.5), r"kinds.refusal.layer: expected int"),
+    (lambda r: r["kinds"]["refusal"]["scores"].update(kl=True), r"kinds.refusal.scores.kl: expected float"),
+    (lambda r: r["sweeps"].pop("refusal"), r"the refusal sweep has no scored row for the selected layer 2"),
+    (lambda r: r["kinds"]["refusal"].update(layer=40), r"the refusal sweep has no scored row for the selected layer 40"),
+    (lambda r: r["kinds"]["refusal"].update(position=-9), r"selected layer 2, position -9"),
+    (lambda r: r["projections"][0]["values"].pop("censorship"), r"a projection lacks the censorship direction"),
+])
+def test_a_report_that_contradicts_itself_is_refused_before_drawing(tmp_path, change, message):
+    from test_figures import synthetic_run
+
+    from interp.study import figures
+
+    synthetic_run(tmp_path)
+    _edit_report(tmp_path, change)
+    with pytest.raises(InterpError, match=message) as err:
+        figures.make_all(tmp_path)
+    one_line(err)
+    assert not (tmp_path / "figures").exists()
+
+
+def test_figures_need_the_direction_candidates(tmp_path):
+    from test_figures import synthetic_run
+
+    from interp.study import figures
+
+    synthetic_run(tmp_path)
+    (tmp_path / "directions.safetensors").unlink()
+    with pytest.raises(InterpError, match="directions.safetensors: no censorship candidates"):
+        figures.load_run(tmp_path)
+
+
+def test_nan_means_not_measured_only_where_a_value_is_optional(tmp_path):
+    from interp.study.records import LabelledRow, SteerPoint, from_json, to_json
+    from interp.study.rundir import RunDir
+
+    row = LabelledRow("censored", "test", "q", "en", "c", "refusal", "t", p_empty_thought=float("nan"))
+    assert to_json(row)["p_empty_thought"] is None
+    run = RunDir(tmp_path)
+    run.write_labels([row])
+    assert run.labels().all[0].p_empty_thought is None
+    assert from_json(LabelledRow, {**to_json(row), "p_empty_thought": float("nan")}).p_empty_thought is None
+    with pytest.raises(InterpError, match="steering.json: kl_harmless is not a finite number"):
+        run.write_json("steering", SteerPoint(1.0, 0.5, 4, float("nan")))
+    with pytest.raises(InterpError, match="kl_harmless: expected float, got inf"):
+        from_json(SteerPoint, {"coef": 1.0, "suppression_rate": None, "n": 4, "kl_harmless": float("inf")})
