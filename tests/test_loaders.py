@@ -383,3 +383,137 @@ def test_nan_means_not_measured_only_where_a_value_is_optional(tmp_path):
         run.write_json("steering", SteerPoint(1.0, 0.5, 4, float("nan")))
     with pytest.raises(InterpError, match="kl_harmless: expected float, got inf"):
         from_json(SteerPoint, {"coef": 1.0, "suppression_rate": None, "n": 4, "kl_harmless": float("inf")})
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    from tiny import tiny_model
+
+    model = tiny_model("qwen2", layers=1)
+    path = tmp_path_factory.mktemp("tiny-hf")
+    model.hf.save_pretrained(path)
+    model.tokenizer.save_pretrained(path)
+    return path
+
+
+def _copy_model(source, target):
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: (p / "model.safetensors").write_bytes(os.urandom(300)), r"could not load .*SafetensorError.*download them again"),
+    (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:5000]),
+     r"could not load .*SafetensorError.*download them again"),
+    (lambda p: (p / "model.safetensors").write_bytes(b""), r"could not load .*download them again"),
+    (lambda p: (p / "config.json").unlink(), r"is not a Hugging Face model directory \(no config.json\)"),
+    (lambda p: (p / "config.json").write_bytes(b"\xff{"), r"config.json: not valid JSON"),
+    (lambda p: (p / "config.json").write_text("[1]"), r"config.json: no 'model_type' string"),
+    (lambda p: (p / "config.json").write_text(
+        (p / "config.json").read_text().replace('"qwen2"', '"no_such_arch"')),
+     r"model_type 'no_such_arch' is unknown to transformers 5\.\d+\.\d+; check the name, or upgrade"),
+])
+def test_a_damaged_model_directory_is_one_error(saved_tiny, tmp_path, damage, message):
+    from interp.core.model import load_model
+
+    path = _copy_model(saved_tiny, tmp_path / "model")
+    damage(path)
+    with pytest.raises(InterpError, match=message) as err:
+        load_model(str(path), dtype="fp32")
+    one_line(err)
+
+
+def test_the_undamaged_copy_loads(saved_tiny):
+    from interp.core.model import load_model
+
+    assert load_model(str(saved_tiny), dtype="fp32").n_layers == 1
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", r"empty.gguf is empty: not a GGUF model file"),
+    (b"\x00" * 64 + os.urandom(200), r"does not start with the GGUF magic bytes"),
+    (b"GGUF" + os.urandom(200), r"could not load .*\.gguf.*download them again"),
+])
+def test_a_broken_gguf_is_one_error(tmp_path, data, message):
+    from interp.core.model import load_model
+
+    path = tmp_path / "empty.gguf"
+    path.write_bytes(data)
+    with pytest.raises(InterpError, match=message) as err:
+        load_model(str(path), dtype="fp32")
+    one_line(err)
+
+
+def test_a_truncated_real_gguf_is_one_error(tmp_path):
+    from interp.core import embedded
+    from interp.core.model import load_model
+
+    spec = embedded.EMBEDDED["embedded"]
+    try:
+        part = embedded.locate_part(spec, spec.parts[0])
+    except InterpError:
+        pytest.skip("the embedded model's packages are not installed")
+    with open(part, "rb") as handle:
+        (tmp_path / "cut.gguf").write_bytes(handle.read(64 << 10))  # the header, cut inside its metadata
+    with pytest.raises(InterpError, match=r"could not load .*cut\.gguf") as err:
+        load_model(str(tmp_path / "cut.gguf"), dtype="fp32")
+    one_line(err)
+
+
+def test_an_unreachable_hub_fails_fast_with_one_line(monkeypatch):
+    import time
+
+    from interp.core import model as M
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "https://interp-test.invalid")
+    start = time.perf_counter()
+    with pytest.raises(InterpError, match=r"cannot reach https://interp-test.invalid to download 'nobody/no-such-model'"
+                                          r" \(no network\?\) and it is not in the Hugging Face cache") as err:
+        M.load_model("nobody/no-such-model")
+    assert time.perf_counter() - start < 10
+    one_line(err)
+
+
+def test_a_hub_id_without_a_network_fails_in_seconds():
+    """The real endpoint: offline here it is unreachable, online the id does not exist. Both: one line, fast."""
+    import time
+
+    from interp.core.model import load_model
+
+    start = time.perf_counter()
+    with pytest.raises(InterpError) as err:
+        load_model("interp-tests/no-such-model-7f3a")
+    assert time.perf_counter() - start < 10
+    one_line(err)
+
+
+def test_a_cached_hub_model_loads_without_a_network(saved_tiny, tmp_path, monkeypatch):
+    import shutil
+
+    from interp.core.model import load_model
+
+    commit = "0" * 40
+    repo = tmp_path / "models--nobody--cached-tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(saved_tiny, repo / "snapshots" / commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "https://interp-test.invalid")
+    assert load_model("nobody/cached-tiny", dtype="fp32").n_layers == 1
+
+
+def test_the_cli_prints_a_broken_model_as_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "empty.gguf").write_bytes(b"")
+    result = subprocess.run([sys.executable, "-m", "interp.cli", "chat", "--model", str(tmp_path / "empty.gguf"), "hi"],
+                            capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("interp: error:"), result.stderr
