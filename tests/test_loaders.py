@@ -517,3 +517,26 @@ def test_the_cli_prints_a_broken_model_as_one_line(tmp_path):
                             capture_output=True, text=True)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("interp: error:"), result.stderr
+
+
+def test_logit_lens_lists_of_different_lengths_are_drawn(tmp_path):
+    from test_figures import synthetic_run
+
+    from interp.study import figures
+
+    synthetic_run(tmp_path)
+    _edit_report(tmp_path, lambda r: r["logit_lens"].update(refusal={"promoted": [], "suppressed": ["x"],
+                                                                     "skipped": "no unembedding"}))
+    assert [p.name for p in figures.make_all(tmp_path, only=["logit_lens"])] == ["logit_lens.png", "logit_lens.pdf"]
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_an_out_directory_that_cannot_be_made_is_one_error(tmp_path, where):
+    from interp.study.rundir import RunDir
+
+    (tmp_path / "file").write_text("precious")
+    out = tmp_path / "file" / "run" if where == "under_a_file" else "/proc/interp-no-such-run"
+    with pytest.raises(InterpError, match="cannot create --out .*choose a writable directory") as err:
+        RunDir(out).open(IDENTITY, resume=False)
+    one_line(err)
+    assert (tmp_path / "file").read_text() == "precious"

@@ -213,10 +213,12 @@ def logit_lens(run: Run) -> plt.Figure:
     ax.axis("off")
     lens = run.report.logit_lens
     columns = [f"{k} {side}" for k in run.kinds for side in ("promotes", "suppresses")]
-    depth = max((len(v.promoted) for v in lens.values()), default=0)
+    depth = max((max(len(v.promoted), len(v.suppressed)) for v in lens.values()), default=0)
     font = _cjk_font()
-    cells = [[_printable(getattr(lens[k], "promoted" if side == "promotes" else "suppressed")[i], font is not None)
-              if k in lens else "" for k in run.kinds for side in ("promotes", "suppresses")] for i in range(depth)]
+    # a skipped lens has no tokens, and lists may differ in length: short columns are padded
+    columns_tokens = [(lens[k].promoted, lens[k].suppressed) if k in lens else ((), ()) for k in run.kinds]
+    cells = [[_printable(tokens[i], font is not None) if i < len(tokens) else ""
+              for pair in columns_tokens for tokens in pair] for i in range(depth)]
     if cells:
         table = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="left")
         table.auto_set_font_size(False)

@@ -74,7 +74,10 @@ class RunDir:
             self.timings = dict(stored["timings"])
             self.resumed = list(self.completed)
             self._check_stage_files()
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InterpError(f"cannot create --out {self.path}: {err.strerror or err}; choose a writable directory") from err
         self.identity = identity
         return self
 
