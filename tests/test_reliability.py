@@ -86,3 +86,90 @@ def test_baseline_completions_are_cached_by_model_and_prompt_and_apart_from_edit
     assert complete(model, prompts, 7, show_progress=False) != ["from the cache"] * 2  # another budget
     monkeypatch.setenv("INTERP_NO_COMPLETION_CACHE", "1")
     assert complete(model, prompts, 6, show_progress=False) == first
+
+
+# -- atomic writes: every failure one InterpError, no temporary left, normal modes, strict JSON ----------
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    text = str(err.value)
+    assert "\n" not in text and text
+    return text
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    from interp.core.atomic import atomic_save_tensors, atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        atomic_save_tensors({"t": torch.zeros(2)}, tmp_path / "t.safetensors")
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"a.json": 0o644, "t.safetensors": 0o644}
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_unwritable_out_path_is_one_error_and_no_temporary(tmp_path, where):
+    from pathlib import Path
+
+    base = tmp_path / "file"
+    base.write_text("precious")
+    target = base / "run" / "report.json" if where == "under_a_file" else Path("/proc/interp-no-such/report.json")
+    with pytest.raises(InterpError, match="could not write .*choose another --out") as err:
+        atomic_write_text(target, "x")
+    _one_line(err)
+    assert base.read_text() == "precious" and [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_temporary_file_under_proc_is_refused():
+    with pytest.raises(InterpError, match="could not write /proc/"):
+        atomic_write_text("/proc/interp-report.json", "x")
+
+
+@pytest.mark.parametrize("stage", ["write", "replace", "safetensors"])
+def test_full_disk_at_any_step_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch, stage):
+    from safetensors import SafetensorError
+
+    from interp.core import atomic
+
+    target = tmp_path / "t.safetensors"
+    atomic.atomic_save_tensors({"t": torch.ones(3)}, target)
+    before = target.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def safetensors_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    if stage == "write":
+        monkeypatch.setattr(atomic, "save_file", full)
+    elif stage == "replace":
+        monkeypatch.setattr("os.replace", full)
+    else:
+        monkeypatch.setattr(atomic, "save_file", safetensors_full)
+    with pytest.raises(InterpError, match="could not write") as err:
+        atomic.atomic_save_tensors({"t": torch.zeros(3)}, target)
+    _one_line(err)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.safetensors"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_json_never_holds_a_bare_nan(tmp_path, bad):
+    from interp.core.atomic import atomic_write_json, atomic_write_jsonl
+
+    with pytest.raises(InterpError, match=r"kinds\.refusal\.kl\[1\] is not a finite number"):
+        atomic_write_json(tmp_path / "report.json", {"kinds": {"refusal": {"kl": [0.1, bad]}}})
+    with pytest.raises(InterpError, match=r"rows.jsonl:2: score is not a finite number"):
+        atomic_write_jsonl(tmp_path / "rows.jsonl", [{"score": 1.0}, {"score": bad}])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_that_no_utf8_file_can_hold_is_one_error(tmp_path):
+    with pytest.raises(InterpError, match="invalid Unicode"):
+        atomic_write_text(tmp_path / "labels.jsonl", "a lone surrogate \ud800")
+    assert list(tmp_path.iterdir()) == []

@@ -183,6 +183,8 @@ def read_cases(path: str | os.PathLike[str]) -> list[Case]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise InterpError(f"{where}: malformed JSON ({err.msg})") from err
+        except RecursionError as err:
+            raise InterpError(f"{where}: JSON nested too deeply") from err
         prompt = check_row(row, where)
         completion = row.get("completion")
         if not isinstance(completion, str):

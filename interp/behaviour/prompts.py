@@ -84,7 +84,10 @@ def check_row(obj: object, where: str) -> Prompt:
         raise InterpError(f"{where}: missing or empty 'prompt'")
     lang = obj.get("lang", "en")
     if lang not in ("en", "zh"):
-        raise InterpError(f"{where}: 'lang' must be 'en' or 'zh', got {lang!r}")
+        raise InterpError(f"{where}: 'lang' must be 'en' or 'zh', got {lang!r:.40}")
+    category = obj.get("category")
+    if category is not None and not isinstance(category, str):
+        raise InterpError(f"{where}: 'category' must be a string, got {type(category).__name__}")
     facts = obj.get("facts") or []
     if not isinstance(facts, list) or not all(_is_fact(f) for f in facts):
         raise InterpError(f"{where}: 'facts' must be a list of non-empty strings or of lists of alternatives")
@@ -94,7 +97,11 @@ def check_row(obj: object, where: str) -> Prompt:
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise InterpError(f"{where}: {key!r} must be a non-empty string")
         answers[key] = value.strip() if value else None
-    return Prompt(text.strip(), str(obj.get("category") or "user"), lang,
+    for key in ("prompt", "category", "reference", "official"):
+        _check_unicode(obj.get(key), f"{where}: {key!r}")
+    for fact in facts:
+        _check_unicode(fact, f"{where}: 'facts'")
+    return Prompt(text.strip(), category or "user", lang,
                   tuple((f,) if isinstance(f, str) else tuple(f) for f in facts), **answers)
 
 
@@ -104,34 +111,32 @@ def _is_fact(fact: object) -> bool:
     return isinstance(fact, list) and bool(fact) and all(isinstance(a, str) and a.strip() for a in fact)
 
 
+def _check_unicode(value: object, where: str) -> None:
+    """JSON escapes can spell lone surrogates, which no file can hold: refuse them before any work."""
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise InterpError(f"{where} is not valid Unicode (a lone surrogate at {err.start})") from err
+
+
 def parse(data: bytes, source: str) -> list[Prompt]:
     """Parse JSONL, CSV (a `prompt` column) or plain text (one prompt a line), validating as it goes."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InterpError(f"{source}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from err
+    if not text.strip():
+        raise InterpError(f"{source}: no prompts in the file (it is empty)")
     suffix = Path(source).suffix.lower()
-    items: list[Prompt] = []
     if suffix in (".jsonl", ".json"):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InterpError(f"{source}:{number}: malformed JSON ({err.msg})") from err
-            items.append(check_row(obj, f"{source}:{number}"))
+        items = _parse_jsonl(text, source)
     elif suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "prompt" not in reader.fieldnames:
-            raise InterpError(f"{source}:1: CSV needs a 'prompt' column (found {reader.fieldnames})")
-        for number, row in enumerate(reader, start=2):
-            facts = [f for f in (row.get("facts") or "").split("|") if f]
-            items.append(check_row({**row, "facts": facts, "lang": row.get("lang") or "en"}, f"{source}:{number}"))
+        items = _parse_csv(text, source)
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                items.append(check_row({"prompt": line}, f"{source}:{number}"))
+        items = [check_row({"prompt": line}, f"{source}:{number}")
+                 for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not items:
         raise InterpError(f"{source}: no prompts in the file")
     seen: dict[str, int] = {}
@@ -139,6 +144,43 @@ def parse(data: bytes, source: str) -> list[Prompt]:
         if item.prompt in seen:
             raise InterpError(f"{source}: duplicate prompt (entries {seen[item.prompt] + 1} and {index + 1}): {item.prompt[:60]!r}")
         seen[item.prompt] = index
+    return items
+
+
+def _parse_jsonl(text: str, source: str) -> list[Prompt]:
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("["):
+            raise InterpError(f"{source}:{number}: a JSON list; prompt files hold one JSON object a line (JSONL), "
+                              'e.g. {"prompt": "..."}')
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InterpError(f"{source}:{number}: malformed JSON ({err.msg})") from err
+        except RecursionError as err:
+            raise InterpError(f"{source}:{number}: JSON nested too deeply") from err
+        items.append(check_row(obj, f"{source}:{number}"))
+    return items
+
+
+def _parse_csv(text: str, source: str) -> list[Prompt]:
+    reader = csv.DictReader(io.StringIO(text))
+    items = []
+    try:
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            found = ", ".join(reader.fieldnames or []) or "no header"
+            raise InterpError(f"{source}:1: CSV needs a 'prompt' column (found {found})")
+        for row in reader:
+            where = f"{source}:{reader.line_num}"
+            fields = {k: v for k, v in row.items() if isinstance(k, str)}  # extra cells sit under None
+            facts = [f for f in (fields.get("facts") or "").split("|") if f]
+            items.append(check_row({**fields, "facts": facts, "lang": fields.get("lang") or "en",
+                                    "category": fields.get("category") or None}, where))
+    except csv.Error as err:
+        raise InterpError(f"{source}: unreadable CSV near line {reader.line_num + 1} ({err}); "
+                          "re-save it as plain UTF-8 CSV") from err
     return items
 
 
@@ -163,11 +205,15 @@ def _read_source(name: str) -> tuple[bytes, str]:
     if name in BUILTIN:
         return resources.files("interp.data").joinpath(f"{name}.jsonl").read_bytes(), f"interp/data/{name}.jsonl"
     path = Path(name).expanduser()
-    if path.is_dir():
-        raise InterpError(f"{path} is a directory, not a prompt file")
-    if not path.is_file():
-        raise InterpError(f"prompt set {name!r} not found: use one of {', '.join(BUILTIN)} or a file path")
-    return path.read_bytes(), str(path)
+    try:
+        if path.is_dir():
+            raise InterpError(f"{path} is a directory, not a prompt file")
+        if not path.is_file():
+            raise InterpError(f"prompt set {name!r} not found: use one of {', '.join(BUILTIN)} or a file path")
+        return path.read_bytes(), str(path)
+    except OSError as err:
+        raise InterpError(f"{path}: cannot read the prompt file ({err.strerror or err}); "
+                          "check the path and its permissions") from err
 
 
 def load(name: str, split: str = "all") -> PromptSet:

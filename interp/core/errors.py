@@ -5,3 +5,7 @@ __all__ = ["InterpError"]
 
 class InterpError(Exception):
     """A user-facing error: bad input, missing file, mismatched model. Message says what to do."""
+
+    def __str__(self) -> str:
+        # messages often quote a library's error text, which may span lines; the CLI prints one line
+        return " ".join(line.strip() for line in super().__str__().splitlines() if line.strip())

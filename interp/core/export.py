@@ -17,7 +17,7 @@ from pathlib import Path
 
 from interp.core import embedded
 from interp.core.archs import gguf_writer_names
-from interp.core.atomic import check_out_dir, check_writable
+from interp.core.atomic import check_out_dir, check_writable, default_mode
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
 from interp.core.interventions import orthogonalize
@@ -100,12 +100,6 @@ def source_gguf(spec: str, scratch: Path) -> Path:
     return Path(spec).expanduser()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _refuse_non_finite(model: Model) -> None:
     """A NaN anywhere would ship a model that emits garbage: refuse before anything is written."""
     bad = [name for name, p in model.hf.named_parameters() if p.device.type != "meta" and not bool(p.isfinite().all())]
@@ -127,18 +121,25 @@ def _export(model: Model, direction: Direction, out: Path, write) -> Path:
     if model.backend_started and model.backend_name == "transformer_lens":
         raise InterpError("export needs a model whose modules were not wrapped by a backend; load it afresh")
     source_fingerprint = model.fingerprint  # orthogonalize gives the edited weights a new fingerprint
-    orthogonalize(model, direction)
+    done = orthogonalize(model, direction)
     _refuse_non_finite(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    provenance = {"source_fingerprint": source_fingerprint, "fingerprint": model.fingerprint,
+                  "direction": direction.meta(), "edit": "orthogonalize", "writers_edited": len(done.edited),
+                  "writers_declared": done.declared, "approximate_writers": list(done.approximate)}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise InterpError(f"cannot create {out}: {err.strerror or err}; choose another --out") from err
     try:
         write(model, work)
-        provenance = {"source_fingerprint": source_fingerprint, "fingerprint": model.fingerprint, "direction": direction.meta(), "edit": "orthogonalize"}
-        (work / "interp-export.json").write_text(json.dumps(provenance, indent=1))
-        os.chmod(work, 0o777 & ~_umask())  # mkdtemp makes it 0700; the export is an ordinary directory
+        (work / "interp-export.json").write_text(json.dumps(provenance, indent=1, allow_nan=False))
+        os.chmod(work, default_mode(directory=True))  # mkdtemp makes it 0700; the export is an ordinary directory
         if out.exists():
             out.rmdir()
         os.replace(work, out)
+    except OSError as err:
+        raise InterpError(f"could not write {out}: {err.strerror or err}; nothing was kept") from err
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out

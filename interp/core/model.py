@@ -9,12 +9,16 @@ the backends apply in every forward pass.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
@@ -243,24 +247,94 @@ def fingerprint_module(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _resolve_spec(spec: str) -> tuple[str, str | os.PathLike[str], dict[str, Any], str]:
+def _resolve_spec(spec: str, trust_remote_code: bool = False) -> tuple[str, str | os.PathLike[str], dict[str, Any], str]:
     """Returns (display name, path or hub id, from_pretrained kwargs, fingerprint or '')."""
     if spec in embedded.EMBEDDED:
         entry = embedded.EMBEDDED[spec]
         return entry.name, embedded_dir(spec), {}, entry.gguf_sha256
     path = Path(spec).expanduser()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise InterpError(f"GGUF file not found: {path}")
-        return path.stem, path.parent, {"gguf_file": path.name}, embedded.sha256_file(path)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InterpError(f"{path} is not a Hugging Face model directory (no config.json)")
-        return path.name, path, {}, fingerprint_dir(path)
+    try:
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise InterpError(f"GGUF file not found: {path}")
+            _check_gguf(path)
+            return path.stem, path.parent, {"gguf_file": path.name}, embedded.sha256_file(path)
+        if path.is_dir():
+            _check_config(path, trust_remote_code)
+            return path.name, path, {}, fingerprint_dir(path)
+    except OSError as err:
+        raise InterpError(f"cannot read {path}: {err.strerror or err}; check the path and its permissions") from err
     if spec.count("/") == 1 and not path.exists() and not spec.startswith((".", "/")):
-        return spec.split("/")[-1], spec, {}, ""
+        return spec.split("/")[-1], spec, _hub_access(spec), ""
     known = ", ".join(sorted(embedded.EMBEDDED))
     raise InterpError(f"unknown model {spec!r}: use one of {known}, a local directory, a .gguf file or a hub id")
+
+
+def _check_gguf(path: Path) -> None:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        what = "is empty" if not magic else "does not start with the GGUF magic bytes"
+        raise InterpError(f"{path} {what}: not a GGUF model file; check the download (compare its SHA-256)")
+
+
+def _check_config(path: Path, trust_remote_code: bool) -> None:
+    """The config is read here so a broken or unknown one is named in one line, before transformers."""
+    from transformers import CONFIG_MAPPING
+
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise InterpError(f"{path} is not a Hugging Face model directory (no config.json)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise InterpError(f"{config_path}: not valid JSON ({err}); check the download") from err
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(model_type, str):
+        raise InterpError(f"{config_path}: no 'model_type' string; is this a Hugging Face model config?")
+    if model_type not in CONFIG_MAPPING and not (trust_remote_code and "auto_map" in config):
+        import transformers
+
+        raise InterpError(f"{config_path}: model_type {model_type!r} is unknown to transformers "
+                          f"{transformers.__version__}; check the name, or upgrade transformers if it is new")
+
+
+def _hub_access(repo_id: str) -> dict[str, Any]:
+    """from_pretrained kwargs for a hub id. Without a network huggingface_hub retries each file for ~50 s
+    before failing, so reachability is probed first (a few seconds at most); a model already in the local
+    cache then loads offline, anything else fails at once with one line."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or _reachable(constants.ENDPOINT):
+        return {}
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return {"local_files_only": True}
+    raise InterpError(f"cannot reach {constants.ENDPOINT} to download {repo_id!r} (no network?) and it is not in "
+                      "the Hugging Face cache; connect, or use a local directory, a .gguf file or an embedded "
+                      "model (`interp models`)")
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    host = urlsplit(url)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host.hostname, host.port or 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # name resolution ignores socket timeouts
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _load_error(spec: str, err: Exception) -> InterpError:
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return InterpError(f"could not load {spec!r}: {first} ({type(err).__name__}); check that the model files are "
+                       "complete (download them again) or pass another --model")
 
 
 def load_model(
@@ -287,15 +361,17 @@ def load_model(
         check_device(device)
     _quiet_transformers()
     torch_dtype = resolve_dtype(dtype, device)
-    name, source, extra, fingerprint = _resolve_spec(spec)
+    name, source, extra, fingerprint = _resolve_spec(spec, trust_remote_code)
     kwargs = dict(extra, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
         placement = {} if device_map is None else {"device_map": device_map, "max_memory": max_memory,
                                                    "offload_folder": offload_folder}
         hf = AutoModelForCausalLM.from_pretrained(source, **placement, **kwargs)
-    except OSError as err:
-        raise InterpError(f"could not load {spec!r}: {str(err).splitlines()[0]}") from err
+    except InterpError:
+        raise
+    except Exception as err:  # a damaged model file can fail anywhere inside transformers: one line, cause chained
+        raise _load_error(spec, err) from err
     if extra.get("gguf_file"):
         hf.hf_quantizer = None
     if device_map is None:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from interp.behaviour.judge import is_suppressed  # noqa: E402
+from interp.core.errors import InterpError  # noqa: E402
 from interp.study.records import PairedRow, Report  # noqa: E402
 from interp.study.rundir import RunDir  # noqa: E402
 
@@ -48,8 +49,31 @@ class Run:
 
 
 def load_run(run_dir: Path | str) -> Run:
-    run = RunDir(run_dir)
-    return Run(run.report(), run.direction_candidates(), run.per_prompt())
+    run_dir = RunDir(run_dir)
+    run = Run(run_dir.report(), run_dir.direction_candidates(), run_dir.per_prompt())
+    _check_consistent(run, run_dir.path)
+    return run
+
+
+def _check_consistent(run: Run, path: Path) -> None:
+    """The figures index the report by its own kinds, selected layers and candidates: a run whose files
+    contradict each other is refused here, naming them, not met as a KeyError inside a figure."""
+    fix = "the run's files do not belong together; rerun `interp run` into a new --out"
+    report = run.report
+    for kind in run.kinds:
+        chosen = report.kinds[kind]
+        if not any(r.layer == chosen.layer and r.position == chosen.position and r.bypass_score is not None
+                   for r in report.sweeps.get(kind, ())):
+            raise InterpError(f"{path / 'report.json'}: the {kind} sweep has no scored row for the selected "
+                              f"layer {chosen.layer}, position {chosen.position}; {fix}")
+        if any(kind not in p.values for p in report.projections):
+            raise InterpError(f"{path / 'report.json'}: a projection lacks the {kind} direction; {fix}")
+    for kind in ("censorship", "refusal"):
+        found = run.candidates.get(kind)
+        position = report.kinds[kind].position if kind in report.kinds else None
+        if found is None or position is None or found.ndim != 3 or not -found.shape[1] <= position < found.shape[1]:
+            raise InterpError(f"{path / 'directions.safetensors'}: no {kind} candidates matching report.json's "
+                              f"selected {kind} direction; {fix}")
 
 
 def layer_sweep(run: Run) -> plt.Figure:
@@ -189,10 +213,12 @@ def logit_lens(run: Run) -> plt.Figure:
     ax.axis("off")
     lens = run.report.logit_lens
     columns = [f"{k} {side}" for k in run.kinds for side in ("promotes", "suppresses")]
-    depth = max((len(v.promoted) for v in lens.values()), default=0)
+    depth = max((max(len(v.promoted), len(v.suppressed)) for v in lens.values()), default=0)
     font = _cjk_font()
-    cells = [[_printable(getattr(lens[k], "promoted" if side == "promotes" else "suppressed")[i], font is not None)
-              if k in lens else "" for k in run.kinds for side in ("promotes", "suppresses")] for i in range(depth)]
+    # a skipped lens has no tokens, and lists may differ in length: short columns are padded
+    columns_tokens = [(lens[k].promoted, lens[k].suppressed) if k in lens else ((), ()) for k in run.kinds]
+    cells = [[_printable(tokens[i], font is not None) if i < len(tokens) else ""
+              for pair in columns_tokens for tokens in pair] for i in range(depth)]
     if cells:
         table = ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="left")
         table.auto_set_font_size(False)

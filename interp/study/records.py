@@ -9,6 +9,8 @@ Schema 2 (this one) nests each kind's per-set results under `sets` and each prom
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import re
 import types
 import typing
@@ -315,12 +317,30 @@ class Report:
 def to_json(record: Any) -> Any:
     """A record (or a dict/list of them) as plain JSON values."""
     if dataclasses.is_dataclass(record):
-        return {f.name: to_json(getattr(record, f.name)) for f in dataclasses.fields(record)}
+        optional = _optional_fields(type(record))
+        # NaN in an optional field means "not measured": null. Anywhere else it stays, and the strict
+        # JSON writer refuses it, since a report would otherwise carry a broken number as a result.
+        out = {}
+        for f in dataclasses.fields(record):
+            value = getattr(record, f.name)
+            out[f.name] = None if f.name in optional and _is_nan(value) else to_json(value)
+        return out
     if isinstance(record, dict):
         return {str(k): to_json(v) for k, v in record.items()}
     if isinstance(record, list | tuple):
         return [to_json(v) for v in record]
     return record
+
+
+@functools.cache
+def _optional_fields(cls: type) -> frozenset[str]:
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name, hint in hints.items()
+                     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint))
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def from_json(cls: Any, data: Any, where: str = "record") -> Any:
@@ -330,8 +350,8 @@ def from_json(cls: Any, data: Any, where: str = "record") -> Any:
     if cls is Any:
         return data
     if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
+        if type(None) in args and (data is None or isinstance(data, float) and not math.isfinite(data)):
+            return None  # NaN where a value is optional means "not measured" (files written before 2026-12)
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
@@ -361,7 +381,7 @@ def from_json(cls: Any, data: Any, where: str = "record") -> Any:
         values = [from_json(item, v, f"{where}[{i}]") for i, v in enumerate(data)]
         return tuple(values) if origin is tuple else values
     if cls is float:
-        if isinstance(data, int | float) and not isinstance(data, bool):
+        if isinstance(data, int | float) and not isinstance(data, bool) and math.isfinite(data):
             return float(data)
     elif cls in (int, str, bool) and type(data) is cls:
         return data
@@ -373,12 +393,25 @@ def from_json(cls: Any, data: Any, where: str = "record") -> Any:
 _SCHEMA1_SETS = re.compile(r"^(censored|controls|harmful|harmless)$")
 
 
-def upgrade(data: dict) -> dict:
+def upgrade(data: dict, where: str = "report.json") -> dict:
     """A schema-1 report.json (sets beside the kind's fields, projections flat, `from_LANG` transfer
     keys) in schema 2's shape; a schema-2 one unchanged."""
-    if data.get("schema", 1) >= SCHEMA:
+    schema = data.get("schema", 1)
+    if type(schema) is not int or schema < 1:
+        raise InterpError(f"{where}: 'schema' must be a positive integer, got {schema!r:.40}")
+    if schema > SCHEMA:
+        raise InterpError(f"{where}: report schema {schema} is newer than this interp reads ({SCHEMA}); "
+                          "upgrade interp to read it")
+    if schema == SCHEMA:
         return data
-    data = dict(data)
+    try:
+        return _upgrade_schema1(dict(data))
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise InterpError(f"{where}: a schema-1 report with an unexpected shape ({type(err).__name__}: {err}); "
+                          "it cannot be read") from err
+
+
+def _upgrade_schema1(data: dict) -> dict:
     kinds = {}
     for name, kind in data.get("kinds", {}).items():
         kind = dict(kind)

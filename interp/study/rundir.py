@@ -26,6 +26,7 @@ from interp.core.atomic import (
     atomic_write_text,
     check_out_dir,
     check_writable,
+    find_non_finite,
 )
 from interp.core.errors import InterpError
 from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json, upgrade
@@ -34,6 +35,16 @@ __all__ = ["RunDir"]
 
 MANIFEST = "manifest.json"
 SWEEP_CHECKPOINT = "sweep-partial.json"
+# the files each stage writes: a resumed stage whose files are gone cannot be loaded
+STAGE_FILES = {
+    "label": ("labels.jsonl",),
+    "activations": ("candidates.safetensors", "candidates.json"),
+    "select": ("directions.safetensors", "directions.json", "sweeps.json", "scorer.json"),
+    "evaluate": ("evaluate.json", "per_prompt.jsonl"),
+    "steering": ("steering.json",),
+    "transfer": ("transfer.json",),
+    "analysis": ("analysis.json",),
+}
 
 
 class RunDir:
@@ -52,8 +63,9 @@ class RunDir:
         manifest = path / MANIFEST
         if manifest.exists() and not resume:
             raise InterpError(f"{path} holds an earlier run; pass --resume to continue it or choose another --out")
-        if not manifest.exists() and path.is_dir() and any(path.iterdir()) and not resume:
-            raise InterpError(f"--out {path} is not empty and holds no run; choose a new directory")
+        if not manifest.exists() and path.is_dir() and any(path.iterdir()):
+            raise InterpError(f"--out {path} is not empty and holds no run (no {MANIFEST}); "
+                              + ("there is nothing to resume; " if resume else "") + "choose a new directory")
         check_writable(path)
 
     def open(self, identity: dict[str, Any], resume: bool) -> RunDir:
@@ -62,17 +74,45 @@ class RunDir:
         identity = json.loads(json.dumps(identity, default=str))  # normalised as it will be stored
         manifest = self.path / MANIFEST
         if resume and manifest.exists():
-            stored = self._read_json(MANIFEST)
-            if not isinstance(stored, dict) or stored.get("identity") != identity:
-                old = stored.get("identity", {}) if isinstance(stored, dict) else {}
+            stored = self._manifest()
+            if stored["identity"] != identity:
+                old = stored["identity"]
                 differs = sorted(k for k in identity if old.get(k) != identity[k]) or ["identity"]
                 raise InterpError(f"{self.path}: --resume with a different {', '.join(differs)}; use a new --out")
-            self.completed = [s for s in stored.get("completed", []) if s != "report"]
-            self.timings = dict(stored.get("timings", {}))
+            self.completed = [s for s in stored["completed"] if s != "report"]
+            self.timings = dict(stored["timings"])
             self.resumed = list(self.completed)
-        self.path.mkdir(parents=True, exist_ok=True)
+            self._check_stage_files()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InterpError(f"cannot create --out {self.path}: {err.strerror or err}; choose a writable directory") from err
         self.identity = identity
         return self
+
+    def _manifest(self) -> dict[str, Any]:
+        stored = self._read_json(MANIFEST)
+        path = self.path / MANIFEST
+        fix = f"delete {self.path} and run again, or choose a new --out"
+        if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
+            raise InterpError(f"{path}: not a run manifest (no 'identity' object); {fix}")
+        completed, timings = stored.get("completed", []), stored.get("timings", {})
+        if not isinstance(completed, list) or not all(isinstance(s, str) for s in completed):
+            raise InterpError(f"{path}: 'completed' must be a list of stage names; {fix}")
+        if not isinstance(timings, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                    for v in timings.values()):
+            raise InterpError(f"{path}: 'timings' must map stages to seconds; {fix}")
+        return {"identity": stored["identity"], "completed": completed, "timings": timings}
+
+    def _check_stage_files(self) -> None:
+        """A stage the manifest calls done must have its files: refuse now, not after hours of later stages."""
+        for stage in self.completed:
+            for name in STAGE_FILES.get(stage, ()):
+                if not (self.path / name).is_file():
+                    raise InterpError(
+                        f"{self.path / name} is missing, though {MANIFEST} records stage {stage!r} as done; "
+                        f"--resume cannot continue: delete {self.path} and run again without --resume, "
+                        "or choose a new --out")
 
     def done(self, stage: str) -> bool:
         return stage in self.completed
@@ -89,7 +129,7 @@ class RunDir:
         atomic_write_jsonl(self.path / "labels.jsonl", [to_json(r) for r in rows])
 
     def labels(self) -> Labels:
-        return Labels([from_json(LabelledRow, row, f"labels.jsonl:{i + 1}")
+        return Labels([from_json(LabelledRow, row, f"{self.path / 'labels.jsonl'}:{i + 1}")
                        for i, row in enumerate(self._read_jsonl("labels.jsonl"))])
 
     def write_candidates(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -98,7 +138,12 @@ class RunDir:
         atomic_write_json(self.path / "candidates.json", meta)
 
     def candidates(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return self._tensors("candidates.safetensors"), self._read_json("candidates.json")
+        meta = self._read_json("candidates.json")
+        where = str(self.path / "candidates.json")
+        if not isinstance(meta, dict) or "strata" not in meta:
+            raise InterpError(f"{where}: missing field 'strata'; delete {self.path} and run again, or choose a new --out")
+        meta = {**meta, "strata": from_json(dict[str, dict[str, float]], meta["strata"], f"{where}: strata")}
+        return self._tensors("candidates.safetensors"), meta
 
     def write_directions(self, chosen: list[dirs.Direction], candidates: dict[str, torch.Tensor]) -> None:
         dirs.save(chosen, self.path, {f"{k}.candidates": v for k, v in candidates.items()})
@@ -136,7 +181,7 @@ class RunDir:
         atomic_write_json(self.path / f"{name}.json", to_json(value))
 
     def read(self, name: str, cls: Any) -> Any:
-        return from_json(cls, self._read_json(f"{name}.json"), f"{name}.json")
+        return from_json(cls, self._read_json(f"{name}.json"), str(self.path / f"{name}.json"))
 
     def write_per_prompt(self, rows: list[PairedRow]) -> None:
         atomic_write_jsonl(self.path / "per_prompt.jsonl", [to_json(r) for r in rows])
@@ -144,7 +189,7 @@ class RunDir:
     def per_prompt(self) -> list[PairedRow]:
         if not (self.path / "per_prompt.jsonl").is_file():
             return []
-        return [from_json(PairedRow, row, f"per_prompt.jsonl:{i + 1}")
+        return [from_json(PairedRow, row, f"{self.path / 'per_prompt.jsonl'}:{i + 1}")
                 for i, row in enumerate(self._read_jsonl("per_prompt.jsonl"))]
 
     # -- the report -------------------------------------------------------------------------------
@@ -158,30 +203,50 @@ class RunDir:
         data = self._read_json("report.json")
         if not isinstance(data, dict):
             raise InterpError(f"{self.path / 'report.json'}: not a report (a JSON object is expected)")
-        return from_json(Report, upgrade(data), "report.json")
+        where = str(self.path / "report.json")
+        return from_json(Report, upgrade(data, where), where)
 
     @property
     def figures(self) -> Path:
         return self.path / "figures"
 
     # -- readers ------------------------------------------------------------------------------------
+    def _unreadable(self, path: Path, err: BaseException) -> InterpError:
+        if isinstance(err, FileNotFoundError):
+            what = f"{path} is missing"
+        else:
+            what = f"{path} is corrupt ({getattr(err, 'strerror', None) or err})"
+        return InterpError(f"{what}; delete {self.path} and run again without --resume, or choose a new --out")
+
     def _read_json(self, name: str) -> Any:
         path = self.path / name
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err
+        except (OSError, ValueError, RecursionError) as err:
+            raise self._unreadable(path, err) from err
 
     def _read_jsonl(self, name: str) -> list[Any]:
         path = self.path / name
         try:
-            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            text = path.read_text(encoding="utf-8")
         except (OSError, ValueError) as err:
-            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err
+            raise self._unreadable(path, err) from err
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except (ValueError, RecursionError) as err:
+                    raise self._unreadable(Path(f"{path}:{number}"), err) from err
+        return rows
 
     def _tensors(self, name: str) -> dict[str, torch.Tensor]:
         path = self.path / name
         try:
-            return load_file(str(path))
-        except (OSError, SafetensorError) as err:
-            raise InterpError(f"{path}: missing or corrupt ({err}); start again with a new --out") from err
+            tensors = load_file(str(path))
+        except (OSError, SafetensorError, ValueError, TypeError) as err:
+            raise self._unreadable(path, err) from err
+        bad = find_non_finite(tensors)
+        if bad is not None:
+            raise self._unreadable(path, ValueError(f"{bad} holds NaN or infinity"))
+        return tensors
