@@ -31,6 +31,6 @@ def flatten(value, path: str = "") -> dict[str, float | int | str | None]:
 
 def numbers(report_json: Path) -> dict:
     """The pinned leaves of a report.json; a schema-1 report is read in schema 2's shape first."""
-    from interp.study.records import upgrade
+    from interp.study.schema import upgrade
 
     return flatten(upgrade(json.loads(Path(report_json).read_text())))

@@ -29,7 +29,8 @@ from interp.core.atomic import (
     find_non_finite,
 )
 from interp.core.errors import InterpError
-from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json, upgrade
+from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json
+from interp.study.schema import upgrade
 
 __all__ = ["RunDir"]
 

@@ -4,6 +4,7 @@ stages up to select, on the train and validation splits only)."""
 
 from __future__ import annotations
 
+import math
 import platform
 import random
 import time
@@ -213,7 +214,7 @@ def _empty_thought(labels: Labels) -> dict[str, dict[str, float]] | None:
     """Reasoning models: mean P(empty thought) per set and language over all splits (None otherwise)."""
     values: dict[str, dict[str, list[float]]] = {}
     for r in labels:
-        if r.p_empty_thought is not None:
+        if r.p_empty_thought is not None and math.isfinite(r.p_empty_thought):
             values.setdefault(r.set, {}).setdefault(r.lang, []).append(r.p_empty_thought)
     return {n: {lang: sum(v) / len(v) for lang, v in by.items()} for n, by in values.items()} or None
 
