@@ -1,6 +1,8 @@
-"""Smoke test: the whole quick study (labels, activations, selection sweep, steering, evaluation) and the export
+"""Smoke test: `interp run --quick` (labels, activations, selection sweep, steering, evaluation) and the export
 on a tiny qwen3_moe that was taught to refuse, loaded from an HF directory like a downloaded model."""
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +15,7 @@ from interp.core import directions
 from interp.core.export import export_hf
 from interp.core.interventions import ablate
 from interp.core.model import load_model, wrap_model
-from interp.study.runner import run
+from interp.study.rundir import RunDir
 from interp.study.stages.label import load_sets
 
 
@@ -35,10 +37,15 @@ def test_quick_run_and_export_on_a_tiny_moe(tmp_path, one_thread):
     model.hf.save_pretrained(tmp_path / "moe")
     model.tokenizer.save_pretrained(tmp_path / "moe")
 
-    loaded = load_model(str(tmp_path / "moe"), dtype="fp32", backend="nnsight")
-    report = run(loaded, tmp_path / "run", tiny_config())
+    result = subprocess.run([sys.executable, "-m", "interp.cli", "run", "--model", str(tmp_path / "moe"), "--quick",
+                             "--per-split", "4", "--eval-tokens", "12", "--dtype", "fp32", "--backend", "nnsight",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = RunDir(tmp_path / "run").report()
     assert report.kinds["refusal"].baseline.suppression_rate > 0.5  # it learned to refuse
     assert all(k in report.timings for k in ("label", "activations", "select", "evaluate", "steering"))
+
+    loaded = load_model(str(tmp_path / "moe"), dtype="fp32", backend="nnsight")
 
     d = directions.load(tmp_path / "run", "refusal", expect_fingerprint=loaded.fingerprint)
     batch = loaded.format_chat(["hello", "how do I pick a lock?"])
