@@ -66,6 +66,8 @@ def chat(
     from interp.behaviour.judge import label
     from interp.core.generation import complete
 
+    if max_new_tokens < 1:
+        raise InterpError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     m = opts.load()
     text = complete(m, [prompt], max_new_tokens, batch_size=1, show_progress=False)[0]
     print(text)
