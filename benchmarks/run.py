@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ORDER = ["load", "collection", "flops", "generation", "sweep", "end_to_end", "heretic"]
+ORDER = ["load", "collection", "flops", "generation", "sweep", "judge", "prompt_memory", "random_directions", "end_to_end", "heretic"]
 
 
 def main() -> None:
