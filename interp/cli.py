@@ -152,6 +152,7 @@ def direction(
                                            "refusal (harmful refused vs harmless answered)")],
     out: Annotated[Path, typer.Option(help="Directory for directions.safetensors + directions.json")],
     quick: Annotated[bool, typer.Option("--quick", help="Small subsets")] = False,
+    per_split: Annotated[int | None, typer.Option(help="Cap prompts per set and split; default: all")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
 ) -> None:
@@ -163,7 +164,7 @@ def direction(
     extracted = [c.name for c in CONTRASTS if not c.derived]
     if kind not in extracted:
         raise InterpError(f"unknown --kind {kind!r}; choose one of {', '.join(extracted)}")
-    config = RunConfig.make(quick, method=method, affine=affine)
+    config = RunConfig.make(quick, method=method, affine=affine, **({"per_split": per_split} if per_split else {}))
     RunDir.check_claim(out, resume=False)  # an earlier run's directions are never replaced
     m = opts.load()
     chosen = find_directions(m, out, config, (kind,))[kind]

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from tiny import tiny_config
 from transformers import AutoModelForCausalLM
 
-from interp.study.config import RunConfig
 from interp.study.stages.label import load_sets
 
 
@@ -17,11 +17,9 @@ def interp(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from tiny import trained_refuser
+    from tiny import tiny_refuser
 
-    sets = load_sets(RunConfig.make(quick=True))
-    texts = {name: [p.prompt for split in by.values() for p in split.items] for name, by in sets.items()}
-    model = trained_refuser(texts["censored"] + texts["harmful"], texts["controls"] + texts["harmless"], steps=200)
+    model = tiny_refuser()  # trained on the prompts of tiny_config(): the commands below use --per-split 4
     path = tmp_path_factory.mktemp("tiny-refuser")
     model.hf.save_pretrained(path)
     model.tokenizer.save_pretrained(path)
@@ -29,22 +27,22 @@ def model_dir(tmp_path_factory):
 
 
 def test_direction_evaluate_export_commands(model_dir, tmp_path):
-    result = interp("direction", "--model", str(model_dir), "--kind", "refusal", "--quick", "--dtype", "fp32",
-                    "--out", str(tmp_path / "dir"))
+    result = interp("direction", "--model", str(model_dir), "--kind", "refusal", "--quick", "--per-split", "4",
+                    "--dtype", "fp32", "--out", str(tmp_path / "dir"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dir" / "directions.safetensors").is_file() and (tmp_path / "dir" / "sweeps.json").is_file()
 
     prompts = tmp_path / "p.jsonl"
-    sets = load_sets(RunConfig.make(quick=True))
-    prompts.write_text("".join(json.dumps(p.to_json()) + "\n" for p in sets["harmful"]["test"].items[:6]))
+    sets = load_sets(tiny_config())
+    prompts.write_text("".join(json.dumps(p.to_json()) + "\n" for p in sets["harmful"]["test"].items))
     result = interp("evaluate", "--model", str(model_dir), "--direction", str(tmp_path / "dir" / "directions.safetensors"),
                     "--kind", "refusal", "--prompts", str(prompts), "--harmless", "harmless", "--dtype", "fp32",
                     "--max-new-tokens", "12", "--out", str(tmp_path / "eval.json"))
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "eval.json").read_text())
-    assert report["baseline"]["n"] == 6 and report["baseline"]["suppression_rate"] > 0.5  # it really refuses
+    assert report["baseline"]["n"] == 4 and report["baseline"]["suppression_rate"] > 0.5  # it really refuses
     assert {"suppression_rate", "refusal_rate", "deflection_rate", "fact_recall", "n"} <= set(report["intervened"])
-    assert len(report["per_prompt"]) == 6 and report["kl_harmless"] >= 0
+    assert len(report["per_prompt"]) == 4 and report["kl_harmless"] >= 0
 
     result = interp("export", "--model", str(model_dir), "--direction", str(tmp_path / "dir"), "--kind", "refusal",
                     "--out", str(tmp_path / "exported"))

@@ -14,9 +14,9 @@ from interp.core.errors import InterpError
 
 
 def test_prompt_longer_than_the_context_is_refused_never_truncated():
-    model = tiny_model("qwen2")  # context 256 positions: the budget is the context less room to generate
-    assert model.max_prompt_tokens == 128
-    with pytest.raises(InterpError, match="exceed the 128-token budget"):
+    model = tiny_model("qwen2")  # context 512 positions: the budget is the context less room to generate
+    assert model.max_prompt_tokens == 256
+    with pytest.raises(InterpError, match="exceed the 256-token budget"):
         model.format_chat(["word " * 400, "short"])
     assert model.format_chat(["short"]).input_ids.shape[0] == 1
 

@@ -34,7 +34,7 @@ def tiny_model(family: str = "qwen2", backend: str = "transformer_lens", seed: i
     tok = byte_tokenizer()
     common = dict(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.pad_token_id,
     )
     if family == "qwen2":
