@@ -74,6 +74,8 @@ def lora_adapter(model: Model, direction: Direction) -> LoraAdapter:
 
     A tied output head would change with the embedding on `merge_and_unload()`: it goes into the adapter
     as a module to save (its unedited copy), as orthogonalize unties it."""
+    if direction.d_model != model.d_model:
+        raise InterpError(f"direction has d_model {direction.d_model}, the model has {model.d_model}")
     writers = model.writers
     declared = 1 + sum(len(sub.weights) for layer in range(model.n_layers) for sub in model.arch.sublayers(layer))
     if len(writers) != declared:
