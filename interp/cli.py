@@ -268,29 +268,81 @@ def judge(
 def export(
     opts: ModelOptions,
     direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
-    out: Annotated[Path, typer.Option(help="New directory for the orthogonalised model")],
+    out: Annotated[Path, typer.Option(help="New (or empty) directory for the export")],
     kind: Annotated[str, typer.Option(help="Which direction in the file")] = "censorship",
-    fmt: Annotated[str, typer.Option("--format", help="hf: safetensors HF directory; gguf: OUT/model.gguf, "
-                                     "rewritten from the model's own GGUF (embedded or .gguf models)")] = "hf",
+    fmt: Annotated[str, typer.Option("--format", help="hf: orthogonalised safetensors HF directory; gguf: "
+                                     "OUT/model.gguf, rewritten from the model's own GGUF (embedded or .gguf "
+                                     "models); lora: the orthogonalisation as a PEFT LoRA adapter; "
+                                     "control-vector: the steering vector as a llama.cpp control-vector GGUF")] = "hf",
+    coef: Annotated[float, typer.Option(help="control-vector: the steering coefficient (x raw mean difference; "
+                                             "negative suppresses the behaviour)")] = 1.0,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="An `interp run` directory whose measured rates, "
+                                                 "KL and judge go into the export's README.md")] = None,
 ) -> None:
-    """Write the model with the direction orthogonalised out of its weights (no hooks needed to use it)."""
-    from interp.core import directions as dirs
-    from interp.core.export import check_export_dir, export_gguf, export_hf, require_gguf_source
+    """Export the direction's edit: the orthogonalised model (hf, gguf), a LoRA adapter, or a control vector.
 
-    if fmt not in ("hf", "gguf"):
-        raise InterpError(f"--format must be hf or gguf, not {fmt!r}")
+    Every export also writes README.md (a model card) and reproduce.json (the command and versions)."""
+    from interp.core import directions as dirs
+    from interp.core.card import ExportInfo
+    from interp.core.export import FORMATS, check_export_dir, require_gguf_source
+    from interp.core.export import export as write_export
+
+    if fmt not in FORMATS:
+        raise InterpError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if not math.isfinite(coef):
+        raise InterpError(f"--coef must be a finite number, got {coef}")
+    if coef != 1.0 and fmt != "control-vector":
+        raise InterpError(f"--coef applies to --format control-vector only, not {fmt}")
     if fmt == "gguf":
         require_gguf_source(opts.model)
     check_export_dir(out)
     dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
+    report = _run_report(run_dir, kind) if run_dir is not None else None
+    arguments = {"model": opts.model, "dtype": opts.dtype, "direction": str(direction), "kind": kind, "format": fmt,
+                 "coef": coef, "run": None if run_dir is None else str(run_dir), "out": str(out)}
     m = opts.load()
     d = dirs.load(direction, kind, expect_fingerprint=m.fingerprint, expect_d_model=m.d_model)
-    if fmt == "gguf":
-        export_gguf(m, d, out)
-        print(f"wrote {out / 'model.gguf'} (llama.cpp, or transformers with gguf_file='model.gguf')")
-    else:
-        export_hf(m, d, out)
-        print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+    run = None
+    if report is not None:
+        if report.model.fingerprint != m.fingerprint:
+            raise InterpError(f"--run {run_dir} measured another model (fingerprint {report.model.fingerprint[:12]}, "
+                              f"this one {m.fingerprint[:12]}); pass the run made on this model")
+        run = _run_summary(report, run_dir, kind, coef if fmt == "control-vector" else None)
+    info = ExportInfo(argv=("interp", *sys.argv[1:]), arguments=arguments, run=run)
+    write_export(m, d, out, fmt, coef=coef, info=info)
+    uses = {"hf": "load with transformers.AutoModelForCausalLM.from_pretrained",
+            "gguf": "llama.cpp, or transformers with gguf_file='model.gguf'",
+            "lora": "peft.PeftModel.from_pretrained(base, OUT)",
+            "control-vector": "llama.cpp --control-vector-scaled OUT/control-vector.gguf:SCALE"}
+    print(f"wrote {out} ({uses[fmt]}; README.md and reproduce.json describe it)")
+
+
+def _run_report(run_dir: Path, kind: str):
+    """The run's report, checked before the model loads: it must hold results for this direction kind."""
+    from interp.study.rundir import RunDir
+
+    report = RunDir(run_dir).report()
+    if kind not in report.kinds:
+        raise InterpError(f"--run {run_dir} has no results for kind {kind!r} (it has {', '.join(report.kinds) or 'none'})")
+    return report
+
+
+def _run_summary(report, run_dir: Path, kind: str, coef: float | None) -> dict:
+    """Plain values from the run for the model card: rates before and after ablation, KL, the judge."""
+    result = report.kinds[kind]
+    summary = {"run": str(run_dir), "judge": report.judge, "test prompts (n)": result.baseline.n,
+               "suppression before": result.baseline.suppression_rate,
+               "suppression after ablation": result.ablated.suppression_rate,
+               "refusal before": result.baseline.refusal_rate, "refusal after ablation": result.ablated.refusal_rate,
+               "faithful before": result.baseline.faithful_rate,
+               "faithful after ablation": result.ablated.faithful_rate,
+               "KL on harmless prompts (ablation)": result.kl_harmless,
+               "suppression after ablating a random direction": result.random_baseline.rates.suppression_rate}
+    point = next((p for p in result.steering or () if coef is not None and math.isclose(p.coef, coef)), None)
+    if point is not None:
+        summary |= {f"suppression steered at coef {coef:g}": point.suppression_rate,
+                    f"KL on harmless prompts steered at coef {coef:g}": point.kl_harmless}
+    return summary
 
 
 @app.command()

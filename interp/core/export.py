@@ -1,9 +1,13 @@
-"""Exporting an orthogonalised model: a safetensors HF directory (`from_pretrained`), or a GGUF file.
+"""Exporting an edit: the orthogonalised model (a safetensors HF directory, or a GGUF), the same edit as a
+PEFT LoRA adapter, or the steering vector as a llama.cpp control vector.
 
 The GGUF export rewrites the model's own source GGUF (embedded models, or a model loaded from a .gguf):
 metadata and every untouched tensor are copied byte for byte, still quantised; only the residual writers
 that orthogonalisation changed (embedding, attention and MLP outputs) are replaced, as F16. llama.cpp
 and `transformers` (`gguf_file=`) load the result.
+
+Every export is one new directory, written whole or not at all, holding interp-export.json (provenance),
+README.md (a model card) and reproduce.json (the command and versions) beside the format's own files.
 """
 
 
@@ -13,28 +17,79 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from interp.core import embedded
 from interp.core.archs import gguf_writer_names
 from interp.core.atomic import check_out_dir, check_writable, default_mode
+from interp.core.card import ExportInfo, model_card, reproduce
+from interp.core.control_vector import control_vector_layer, steering_vector, write_control_vector
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
 from interp.core.interventions import orthogonalize
+from interp.core.lora import lora_adapter, write_lora
 from interp.core.model import Model
 
-__all__ = ["check_export_dir", "export_gguf", "export_hf", "require_gguf_source", "source_gguf"]
+__all__ = ["FORMATS", "check_export_dir", "export", "export_control_vector", "export_gguf", "export_hf",
+           "export_lora", "require_gguf_source", "source_gguf"]
+
+FORMATS = ("hf", "gguf", "lora", "control-vector")
 
 
-def export_hf(model: Model, direction: Direction, out: Path) -> Path:
+def export(model: Model, direction: Direction, out: Path, fmt: str, coef: float = 1.0,
+           info: ExportInfo | None = None) -> Path:
+    """Write OUT in one of FORMATS; hf and gguf orthogonalise the model's weights in place."""
+    if fmt == "hf":
+        return export_hf(model, direction, out, info)
+    if fmt == "gguf":
+        return export_gguf(model, direction, out, info)
+    if fmt == "lora":
+        return export_lora(model, direction, out, info)
+    if fmt == "control-vector":
+        return export_control_vector(model, direction, out, coef, info)
+    raise InterpError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def export_hf(model: Model, direction: Direction, out: Path, info: ExportInfo | None = None) -> Path:
     """Orthogonalise the weights (in place) and write them; the directory appears whole or not at all."""
-    return _export(model, direction, out, _write_hf)
+    return _orthogonalized(model, direction, out, "hf", _write_hf, info)
 
 
-def export_gguf(model: Model, direction: Direction, out: Path) -> Path:
+def export_gguf(model: Model, direction: Direction, out: Path, info: ExportInfo | None = None) -> Path:
     """Orthogonalise (in place) and write OUT/model.gguf from the model's source GGUF."""
     require_gguf_source(model.spec)
-    return _export(model, direction, out, _write_gguf)
+    return _orthogonalized(model, direction, out, "gguf", _write_gguf, info)
+
+
+def export_lora(model: Model, direction: Direction, out: Path, info: ExportInfo | None = None) -> Path:
+    """The orthogonalisation as a PEFT LoRA adapter (rank 1 per residual writer); the model is not changed."""
+    out = check_export_dir(out)
+    adapter = lora_adapter(model, direction)
+    if len(adapter.edited) != adapter.declared:
+        raise InterpError(f"the adapter covers {len(adapter.edited)} of {adapter.declared} residual writers")
+    edit = {"edit": "orthogonalize as LoRA", "rank": 1, "lora_alpha": 1, "writers_edited": len(adapter.edited),
+            "writers_declared": adapter.declared, "approximate_writers": list(adapter.approximate),
+            "target_modules": len(adapter.target_modules), "target_parameters": len(adapter.target_parameters),
+            "modules_to_save": list(adapter.modules_to_save)}
+    return _write_dir(model, direction, out, "lora", lambda work: write_lora(adapter, work), edit,
+                      model.fingerprint, info)
+
+
+def export_control_vector(model: Model, direction: Direction, out: Path, coef: float = 1.0,
+                          info: ExportInfo | None = None) -> Path:
+    """OUT/control-vector.gguf: coef x the raw mean difference at the direction's layer; the model is not changed."""
+    out = check_export_dir(out)
+    if direction.d_model != model.d_model:
+        raise InterpError(f"direction has d_model {direction.d_model}, the model has {model.d_model}")
+    layer = control_vector_layer(direction, model.n_layers)
+    norm = float(steering_vector(direction, coef).norm())
+    edit = {"edit": "steer (add to the residual stream)", "coef": coef, "vector": "raw mean difference x coef",
+            "vector_norm": norm, "tensor": f"direction.{layer}",
+            "applied": f"output of block {layer} (interp resid_pre of layer {direction.layer})"}
+    return _write_dir(model, direction, out, "control-vector",
+                      lambda work: write_control_vector(model, direction, coef, work), edit, model.fingerprint, info)
 
 
 def _write_hf(model: Model, work: Path) -> None:
@@ -116,24 +171,38 @@ def check_export_dir(out: Path | str) -> Path:
     return check_writable(out)
 
 
-def _export(model: Model, direction: Direction, out: Path, write) -> Path:
+def _orthogonalized(model: Model, direction: Direction, out: Path, fmt: str,
+                    write: Callable[[Model, Path], None], info: ExportInfo | None) -> Path:
     out = check_export_dir(out)
     if model.backend_started and model.backend_name == "transformer_lens":
         raise InterpError("export needs a model whose modules were not wrapped by a backend; load it afresh")
     source_fingerprint = model.fingerprint  # orthogonalize gives the edited weights a new fingerprint
     done = orthogonalize(model, direction)
     _refuse_non_finite(model)
-    provenance = {"source_fingerprint": source_fingerprint, "fingerprint": model.fingerprint,
-                  "direction": direction.meta(), "edit": "orthogonalize", "writers_edited": len(done.edited),
-                  "writers_declared": done.declared, "approximate_writers": list(done.approximate)}
+    edit = {"edit": "orthogonalize", "fingerprint": model.fingerprint, "writers_edited": len(done.edited),
+            "writers_declared": done.declared, "approximate_writers": list(done.approximate)}
+    return _write_dir(model, direction, out, fmt, lambda work: write(model, work), edit, source_fingerprint, info)
+
+
+def _write_dir(model: Model, direction: Direction, out: Path, fmt: str, write: Callable[[Path], None],
+               edit: dict[str, Any], source_fingerprint: str, info: ExportInfo | None) -> Path:
+    """Write everything into a fresh sibling directory, then rename it to OUT: never a half-written OUT."""
+    info = info or ExportInfo()
+    provenance = {"format": fmt, "source_fingerprint": source_fingerprint, "direction": direction.meta()} | edit
+    card = model_card(model, direction, fmt, edit, info, source_fingerprint)
+    recipe = reproduce(model, direction, fmt, edit, info)
+    texts = {"interp-export.json": json.dumps(provenance, indent=1, allow_nan=False),
+             "reproduce.json": json.dumps(recipe, indent=1, allow_nan=False, ensure_ascii=False, default=str),
+             "README.md": card}
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as err:
         raise InterpError(f"cannot create {out}: {err.strerror or err}; choose another --out") from err
     try:
-        write(model, work)
-        (work / "interp-export.json").write_text(json.dumps(provenance, indent=1, allow_nan=False))
+        write(work)
+        for name, text in texts.items():
+            (work / name).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
         os.chmod(work, default_mode(directory=True))  # mkdtemp makes it 0700; the export is an ordinary directory
         if out.exists():
             out.rmdir()
