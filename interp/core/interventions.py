@@ -24,7 +24,7 @@ from interp.core.errors import InterpError
 from interp.core.model import Model
 from interp.core.types import Edit
 
-__all__ = ["Orthogonalized", "ablate", "edited", "orthogonalize", "project_out", "steer"]
+__all__ = ["Orthogonalized", "ablate", "edited", "oblique_pair", "orthogonalize", "project_out", "steer"]
 
 
 def _check(model: Model, direction: Direction) -> None:
@@ -143,7 +143,7 @@ def _obliquely(w: torch.Tensor, axis: int, a: torch.Tensor, b: torch.Tensor) -> 
     return (moved - (moved @ b)[..., None] * a).movedim(-1, axis).to(w.dtype)
 
 
-def _pair(writer, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def oblique_pair(writer, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(a, b) for writer's edit. Behind a post-norm y = g * x / rms(x), writing x - (u/g)((g u) . x) makes
     y exactly orthogonal to u and equal to the hook's (I - u u^T) y up to the per-token factor
     rms(x)/rms(x'): no weight edit can match the hook exactly, since rms(x) is not linear in x."""
@@ -176,7 +176,7 @@ def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
 
     The weights change, so the model carries a new fingerprint (`...+orth:KIND`): directions saved for the
     source model are not silently reused on the edited one. Writers followed by a norm (Gemma 2/3, GLM-4)
-    get the oblique edit of `_pair` and are listed in `approximate`, with a warning."""
+    get the oblique edit of `oblique_pair` and are listed in `approximate`, with a warning."""
     _check(model, direction)
     writers = model.writers
     if any(w.weight.device.type == "meta" for w in writers):
@@ -193,7 +193,7 @@ def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
     u = direction.unit.float()
     edited, approximate = [], []
     for writer in writers:
-        a, b = _pair(writer, u)
+        a, b = oblique_pair(writer, u)
         weight = writer.weight
         if weight.ndim == 3:  # fused experts [E, d_model, d_ff]: one at a time, no fp32 copy of them all
             for expert in weight:

@@ -17,6 +17,7 @@ import torch
 from interp.core.archs import Writer
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
+from interp.core.interventions import oblique_pair
 from interp.core.model import Model
 
 __all__ = ["LoraAdapter", "lora_adapter", "write_lora"]
@@ -36,17 +37,6 @@ class LoraAdapter:
     edited: tuple[str, ...]
     declared: int
     approximate: tuple[str, ...]  # writers behind a post-norm: the oblique edit, as in orthogonalize
-
-
-def _oblique_pair(writer: Writer, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(a, b) as `interventions.orthogonalize` uses them; the LoRA and HF exports are tested equal."""
-    u = u.to(writer.weight.device)
-    if writer.post_norm is None:
-        return u, u
-    gain = writer.post_norm(torch.ones(1, u.shape[0], device=u.device)).float()[0]
-    if gain.abs().min() <= 1e-6 * gain.abs().max():
-        raise InterpError(f"{writer.name}: its post-norm has a zero gain, so no weight edit can remove the direction")
-    return u / gain, gain * u
 
 
 def _factors(writer: Writer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -99,7 +89,7 @@ def lora_adapter(model: Model, direction: Direction) -> LoraAdapter:
             parameters.append(writer.name)
         else:
             modules.append(writer.name)
-        a, b = _oblique_pair(writer, u)
+        a, b = oblique_pair(writer, u)
         tensors |= {PREFIX + k: v.float().cpu().contiguous() for k, v in _factors(writer, a.float(), b.float()).items()}
         if writer.post_norm is not None:
             approximate.append(writer.name)
