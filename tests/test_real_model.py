@@ -17,7 +17,7 @@ from interp.study.config import RunConfig
 pytestmark = pytest.mark.real
 # The quick pipeline with 24-token test completions: these tests check the pipeline and the backends, not
 # long-form verdicts (tests/test_judge_fourway.py checks those on 128-token completions).
-QUICK = RunConfig.make(quick=True, eval_tokens=24)
+QUICK = RunConfig.make(quick=True, eval_tokens=24, per_split=8)
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +156,11 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
 
     _, bridge_dir, bridge = quick_run
     nn_model = load_model("embedded", backend="nnsight")
-    study = Study(nn_model, tmp_path, QUICK)
+    study = Study(nn_model, tmp_path, QUICK, splits=("train", "val"))  # what selection reads
     chosen = study.chosen
     bridge_labels = RunDir(bridge_dir).labels()
-    pairs = list(zip([r.label for r in bridge_labels], [r.label for r in study.labels], strict=True))
+    bridge_rows = [r for r in bridge_labels if r.split in ("train", "val")]
+    pairs = list(zip([r.label for r in bridge_rows], [r.label for r in study.labels], strict=True))
     assert sum(a == b for a, b in pairs) >= 0.95 * len(pairs)
     a = bridge.kinds["censorship"]
     assert (chosen["censorship"].layer, chosen["censorship"].position) == (a.layer, a.position)
