@@ -167,7 +167,7 @@ def read_cases(path: str | os.PathLike[str]) -> list[Case]:
     (strings or lists of alternatives), reference, official. Every row is checked before any judging."""
     from pathlib import Path
 
-    from interp.behaviour.prompts import check_row
+    from interp.behaviour.prompts import check_row, json_lines
 
     source = Path(path)
     try:
@@ -175,16 +175,7 @@ def read_cases(path: str | os.PathLike[str]) -> list[Case]:
     except (OSError, UnicodeDecodeError) as err:
         raise InterpError(f"{source}: cannot read completions ({getattr(err, 'strerror', None) or err})") from err
     cases = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InterpError(f"{where}: malformed JSON ({err.msg})") from err
-        except RecursionError as err:
-            raise InterpError(f"{where}: JSON nested too deeply") from err
+    for where, row in json_lines(text, source):
         prompt = check_row(row, where)
         completion = row.get("completion")
         if not isinstance(completion, str):

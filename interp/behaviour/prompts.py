@@ -14,13 +14,14 @@ import io
 import json
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from interp.core.errors import InterpError
 
-__all__ = ["BUILTIN", "Prompt", "PromptSet", "SPLITS", "SPLIT_SEED", "check_row", "load", "parse", "split_indices"]
+__all__ = ["BUILTIN", "Prompt", "PromptSet", "SPLITS", "SPLIT_SEED", "check_row", "json_lines", "load", "parse", "split_indices"]
 
 BUILTIN = ("censored", "controls", "harmful", "harmless")
 SPLITS = ("train", "val", "test")
@@ -147,21 +148,28 @@ def parse(data: bytes, source: str) -> list[Prompt]:
     return items
 
 
-def _parse_jsonl(text: str, source: str) -> list[Prompt]:
-    items = []
+def json_lines(text: str, source: str, list_hint: str | None = None) -> Iterator[tuple[str, object]]:
+    """(where, value) for each non-blank JSONL line, `where` naming the file and line; bad JSON is one line.
+    With `list_hint`, a line opening a JSON list (a pretty-printed file, too) is refused with that hint."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        if line.lstrip().startswith("["):
-            raise InterpError(f"{source}:{number}: a JSON list; prompt files hold one JSON object a line (JSONL), "
-                              'e.g. {"prompt": "..."}')
+        where = f"{source}:{number}"
+        if list_hint and line.lstrip().startswith("["):
+            raise InterpError(f"{where}: a JSON list; {list_hint}")
         try:
-            obj = json.loads(line)
+            yield where, json.loads(line)
         except json.JSONDecodeError as err:
-            raise InterpError(f"{source}:{number}: malformed JSON ({err.msg})") from err
+            raise InterpError(f"{where}: malformed JSON ({err.msg})") from err
         except RecursionError as err:
-            raise InterpError(f"{source}:{number}: JSON nested too deeply") from err
-        items.append(check_row(obj, f"{source}:{number}"))
+            raise InterpError(f"{where}: JSON nested too deeply") from err
+
+
+def _parse_jsonl(text: str, source: str) -> list[Prompt]:
+    items = []
+    hint = 'prompt files hold one JSON object a line (JSONL), e.g. {"prompt": "..."}'
+    for where, obj in json_lines(text, source, list_hint=hint):
+        items.append(check_row(obj, where))
     return items
 
 
