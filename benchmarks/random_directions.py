@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from interp import RunConfig, ablate, complete, find_directions, last_logits, load_model, load_prompts
+from interp import RunConfig, complete, find_directions, load_model, load_prompts
 from interp.behaviour.judge import is_suppressed, label
-from interp.core.directions import random_like
-from interp.core.selection import Scorer
+from interp.core.selection import Scorer, versus_random
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,16 +46,7 @@ def main() -> None:
     first = complete(model, test.texts, 16, show_progress=False)
     suppressed = [p for p, c in zip(test.texts, first, strict=True) if is_suppressed(label(c, prompt=p))]
 
-    def score() -> float:
-        return float(scorer.score(last_logits(model, suppressed)).mean())
-
-    baseline = score()
-    with ablate(model, direction):
-        selected = score()
-    randoms = []
-    for seed in range(args.randoms):
-        with ablate(model, random_like(direction, seed)):
-            randoms.append(score())
+    baseline, selected, randoms = versus_random(model, direction, suppressed, scorer, args.randoms)
     mean, spread = statistics.mean(randoms), statistics.stdev(randoms)
     result = {"model": model.describe(), "per_split": args.per_split, "suppressed_test_prompts": len(suppressed),
               "layer": direction.layer, "position": direction.position, "baseline_score": baseline,

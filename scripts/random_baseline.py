@@ -9,10 +9,9 @@ from pathlib import Path
 
 import torch
 
-from interp import RunDir, ablate, last_logits, load_model, load_prompts
+from interp import RunDir, load_model, load_prompts
 from interp.behaviour.judge import is_suppressed
-from interp.core.directions import random_like
-from interp.core.selection import Scorer
+from interp.core.selection import Scorer, versus_random
 from interp.study.config import KINDS, contrast
 from interp.study.records import SuppressionTokens
 
@@ -32,16 +31,7 @@ def main() -> None:
     test = [r.prompt for r in run.labels().rows(target, "test") if is_suppressed(r.label)]
     test = test or load_prompts(target, "test").texts
 
-    def score() -> float:
-        return float(scorer.score(last_logits(model, test)).mean())
-
-    baseline = score()
-    with ablate(model, direction):
-        selected = score()
-    randoms = []
-    for seed in range(args.n):
-        with ablate(model, random_like(direction, seed)):
-            randoms.append(score())
+    baseline, selected, randoms = versus_random(model, direction, test, scorer, args.n)
     spread = torch.tensor(randoms)
     result = {"kind": args.kind, "prompts": len(test), "baseline": baseline, "selected": selected,
               "random_mean": float(spread.mean()), "random_std": float(spread.std()), "random_min": float(spread.min()),

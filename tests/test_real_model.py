@@ -6,12 +6,11 @@ import torch
 from interp.behaviour import prompts as P
 from interp.behaviour.judge import is_suppressed, label
 from interp.core.activations import collect
-from interp.core.directions import Direction, random_like, unit
+from interp.core.directions import Direction, unit
 from interp.core.generation import complete
 from interp.core.interventions import ablate, orthogonalize
-from interp.core.measure import last_logits
 from interp.core.model import load_model
-from interp.core.selection import Scorer, find_suppression_tokens
+from interp.core.selection import Scorer, find_suppression_tokens, versus_random
 from interp.study.config import RunConfig
 
 pytestmark = pytest.mark.real
@@ -49,15 +48,6 @@ def test_backends_agree_with_hf_hidden_states_on_qwen(qwen):
         torch.testing.assert_close(nn[layer][mask], hidden[layer][mask], atol=1e-4, rtol=1e-5)
 
 
-def random_scores(model, direction, prompts, scorer, n: int = 10) -> list[float]:
-    """Mean first-token suppression score with each of n random same-norm directions ablated."""
-    scores = []
-    for seed in range(n):
-        with ablate(model, random_like(direction, seed)):
-            scores.append(float(scorer.score(last_logits(model, prompts)).mean()))
-    return scores
-
-
 def assert_beats_random(selected: float, randoms: list[float], baseline: float) -> None:
     """Below every random direction's score, and more than 3 standard deviations below their mean."""
     spread = torch.tensor(randoms)
@@ -79,11 +69,7 @@ def test_refusal_direction_beats_random_directions(qwen):
     base = complete(qwen, test, 16, show_progress=False)
     tokens = find_suppression_tokens(qwen, [c for c in base if is_suppressed(label(c))],
                                      [c for c in base if not is_suppressed(label(c))] or ["Sure"])
-    scorer = Scorer(tokens)
-    with ablate(qwen, d):
-        ablated = float(scorer.score(last_logits(qwen, test)).mean())
-    randoms = random_scores(qwen, d, test, scorer)
-    baseline = float(scorer.score(last_logits(qwen, test)).mean())
+    baseline, ablated, randoms = versus_random(qwen, d, test, Scorer(tokens))
     assert_beats_random(ablated, randoms, baseline)
 
 

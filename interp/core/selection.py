@@ -19,14 +19,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from interp.core.directions import Direction, unit
+from interp.core.directions import Direction, random_like, unit
 from interp.core.errors import InterpError
 from interp.core.interventions import ablate, steer
 from interp.core.measure import last_logits, mean_kl
 from interp.core.model import Model
 from interp.core.progress import advance, progress_bar
 
-__all__ = ["Scorer", "SweepData", "confirmed_best", "find_suppression_tokens", "first_token", "sweep"]
+__all__ = ["Scorer", "SweepData", "confirmed_best", "find_suppression_tokens", "first_token", "sweep", "versus_random"]
 
 
 @dataclass
@@ -167,3 +167,20 @@ def confirmed_best(model: Model, candidates: torch.Tensor, ranked: list[dict], d
         if row["kl_confirm"] <= kl_threshold:
             return row
     return min(ranked[:tries], key=lambda r: r["kl_confirm"])
+
+
+def versus_random(model: Model, direction: Direction, prompts: Sequence[str], scorer: Scorer,
+                  n: int = 10) -> tuple[float, float, list[float]]:
+    """Mean first-token suppression score on `prompts`: unedited, with `direction` ablated, and with each of
+    n random directions of the same norm ablated (the baseline any real effect must beat)."""
+    def score() -> float:
+        return float(scorer.score(last_logits(model, prompts)).mean())
+
+    baseline = score()
+    with ablate(model, direction):
+        selected = score()
+    randoms = []
+    for seed in range(n):
+        with ablate(model, random_like(direction, seed)):
+            randoms.append(score())
+    return baseline, selected, randoms
