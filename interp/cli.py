@@ -97,7 +97,6 @@ def label_cmd(
     out = check_writable(out or Path(f"labels-{chosen.name}-{split}.jsonl"), is_file=True)
     grader = make_judge(judge, opts.load)
     m = opts.load()
-    m.check_prompt_lengths(chosen.texts)
     rows = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description=f"label {chosen.name}",
                          set_name=chosen.name, split=split)
     atomic_write_jsonl(out, [to_json(r) | {"judge": grader.name} for r in rows])

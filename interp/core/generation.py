@@ -48,10 +48,12 @@ class TextStop:
 TOKENS_PER_BATCH = 16384  # rows x padded length: bounds attention memory when prompts are long
 
 
-def length_batches(model: Model, prompts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+def length_batches(model: Model, prompts: Sequence[str], batch_size: int,
+                   lengths: Sequence[int] | None = None) -> Iterator[list[int]]:
     """Indices grouped by token length so a batch carries little padding, at most `batch_size` rows and
-    TOKENS_PER_BATCH padded tokens (long prompts go in smaller batches); order restored by caller."""
-    lengths = [len(model.tokenizer(model.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+    TOKENS_PER_BATCH padded tokens (long prompts go in smaller batches); order restored by caller.
+    `lengths`: the prompts' templated token counts, when the caller has them already."""
+    lengths = model.prompt_lengths(prompts) if lengths is None else lengths
     batch: list[int] = []
     for i in sorted(range(len(prompts)), key=lambda i: (lengths[i], i)):
         if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[i] > TOKENS_PER_BATCH):
@@ -74,7 +76,8 @@ def complete(
     """Greedy completions for prompts, in the order given (with the model's active edits applied)."""
     from transformers import StoppingCriteriaList
 
-    model.check_prompt_lengths(list(prompts))  # before any work, not after an hour of it
+    lengths = model.prompt_lengths(prompts)
+    model.check_prompt_lengths(prompts, lengths)  # before any work, not after an hour of it
     cache = CompletionCache.for_model(model, max_new_tokens, stop is not None)
     chats = [model.chat_text(p) for p in prompts] if cache else []
     texts: list[str | None] = [cache.get(c) for c in chats] if cache else [None] * len(prompts)
@@ -82,7 +85,7 @@ def complete(
     with progress_bar(description, len(prompts), show=show_progress) as bar:
         task = bar.add_task(description, total=len(prompts), rate="-", visible=show_progress)
         advance(bar, task, len(prompts) - len(todo))
-        for batch_indices in length_batches(model, [prompts[i] for i in todo], batch_size):
+        for batch_indices in length_batches(model, [prompts[i] for i in todo], batch_size, [lengths[i] for i in todo]):
             indices = [todo[j] for j in batch_indices]
             batch = model.format_chat([prompts[i] for i in indices])
             stops = StoppingCriteriaList([TextStop(model, batch.input_ids.shape[1], stop)]) if stop else None

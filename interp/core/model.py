@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,10 +116,15 @@ class Model:
         context = int(getattr(self.hf.config, "max_position_embeddings", 0) or 32768)
         return min(prompt_token_budget(), max(context - 256, context // 2))
 
-    def check_prompt_lengths(self, prompts: list[str]) -> None:
-        """Refuse, before any work, prompts whose templated length exceeds `max_prompt_tokens`."""
+    def prompt_lengths(self, prompts: Sequence[str]) -> list[int]:
+        """Templated token count of each prompt."""
+        return [len(self.tokenizer(self.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+
+    def check_prompt_lengths(self, prompts: Sequence[str], lengths: Sequence[int] | None = None) -> None:
+        """Refuse, before any work, prompts whose templated length exceeds `max_prompt_tokens` (`lengths`:
+        their counts, when the caller has them already)."""
         limit = self.max_prompt_tokens
-        lengths = [len(self.tokenizer(self.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+        lengths = self.prompt_lengths(prompts) if lengths is None else lengths
         too_long = [(n, p) for n, p in zip(lengths, prompts, strict=True) if n > limit]
         if too_long:
             n, prompt = max(too_long, key=lambda item: item[0])
