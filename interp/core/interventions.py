@@ -19,15 +19,17 @@ from functools import partial
 
 import torch
 
+from interp.core.archs import Writer
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
 from interp.core.model import Model
 from interp.core.types import Edit
 
-__all__ = ["Orthogonalized", "ablate", "edited", "oblique_pair", "orthogonalize", "project_out", "steer"]
+__all__ = ["Orthogonalized", "ablate", "check_direction", "checked_writers", "digest", "edited", "oblique_pair",
+           "orthogonalize", "project_out", "steer", "untie_output"]
 
 
-def _check(model: Model, direction: Direction) -> None:
+def check_direction(model: Model, direction: Direction) -> None:
     """Refuse a direction that would silently turn the model's output into garbage."""
     if direction.unit.ndim != 1 or direction.raw.shape != direction.unit.shape:
         raise InterpError(f"a direction is one [d_model] vector; got unit {tuple(direction.unit.shape)}, "
@@ -50,7 +52,7 @@ def _check(model: Model, direction: Direction) -> None:
                           f"per block ([>= {model.n_layers}, {model.d_model}])")
 
 
-def _digest(vector: torch.Tensor) -> str:
+def digest(vector: torch.Tensor) -> str:
     """Names a vector exactly (its float32 bytes), so edits by the same vector share cached completions."""
     return hashlib.sha256(vector.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
@@ -86,15 +88,15 @@ def ablate(model: Model, direction: Direction) -> Iterator[Model]:
     everywhere moves harmless activations far (KL ~10 on the embedded Qwen). A [d_model] offset is one
     target for every block.
     """
-    _check(model, direction)
+    check_direction(model, direction)
     u = direction.unit.to(model.device, torch.float32)
     if direction.offset is None:
-        edits = [Edit("write", lambda x: project_out(x, u), key=f"ablate:{_digest(u)}")]
+        edits = [Edit("write", lambda x: project_out(x, u), key=f"ablate:{digest(u)}")]
     else:
         means = direction.offset.float().reshape(-1, direction.d_model)  # [layer or 1, d_model]
         targets = torch.broadcast_to((means @ direction.unit.float())[: model.n_layers], (model.n_layers,))
         edits = [Edit("resid_pre", partial(_set_component, u=u, target=t), layers=frozenset({layer}),
-                      key=f"set:{_digest(u)}:{layer}:{t!r}")
+                      key=f"set:{digest(u)}:{layer}:{t!r}")
                  for layer, t in enumerate(targets.tolist())]
     with edited(model, *edits) as m:
         yield m
@@ -110,7 +112,7 @@ def steer(
     prompt's activation by the gap between the two sets; otherwise the unit vector (coef in residual
     units). Positive coef induces suppression, negative coef suppresses it.
     """
-    _check(model, direction)
+    check_direction(model, direction)
     if not math.isfinite(coef):
         raise InterpError(f"steering coefficient must be a finite number, got {coef}")
     vector = (direction.raw if use_raw else direction.unit).to(model.device, torch.float32) * coef
@@ -118,7 +120,7 @@ def steer(
     if not all(0 <= layer < model.n_layers for layer in chosen):
         raise InterpError(f"steering layers must be in 0..{model.n_layers - 1}, got {sorted(chosen)}")
     edit = Edit("resid_pre", lambda x: (x.float() + vector.to(x.device)).to(x.dtype), layers=chosen,
-                key=f"add:{_digest(vector)}:{sorted(chosen)}")
+                key=f"add:{digest(vector)}:{sorted(chosen)}")
     with edited(model, edit) as m:
         yield m
 
@@ -157,7 +159,7 @@ def oblique_pair(writer, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return u / gain, gain * u
 
 
-def _untie_output(model: Model) -> None:
+def untie_output(model: Model) -> None:
     """A tied unembedding would change with the embedding: give the head its own copy first."""
     head = model.hf.get_output_embeddings()
     embed = model.writers[0].weight
@@ -169,15 +171,9 @@ def _untie_output(model: Model) -> None:
             text_config.tie_word_embeddings = False
 
 
-@torch.no_grad()
-def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
-    """Edit every residual writer's weights in place: W <- W - u u^T W along its residual axis (embedding:
-    W_E <- W_E - W_E u u^T; every routed expert's slice of a fused tensor; biases too).
-
-    The weights change, so the model carries a new fingerprint (`...+orth:KIND`): directions saved for the
-    source model are not silently reused on the edited one. Writers followed by a norm (Gemma 2/3, GLM-4)
-    get the oblique edit of `oblique_pair` and are listed in `approximate`, with a warning."""
-    _check(model, direction)
+def checked_writers(model: Model) -> list[Writer]:
+    """The model's residual writers, once it is checked that they are every writer the architecture declares
+    and that their weights are in memory: a weight edit never silently skips one."""
     writers = model.writers
     if any(w.weight.device.type == "meta" for w in writers):
         raise InterpError("orthogonalize edits weights in memory; this model has offloaded (meta) weights: "
@@ -189,7 +185,21 @@ def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
     if missed or len(writers) != declared:
         raise InterpError(f"orthogonalize found {len(writers) - len(missed)} of the {declared} residual writers the "
                           f"architecture declares; not in the model: {', '.join(missed) or 'unresolved writers'}")
-    _untie_output(model)
+    return writers
+
+
+@torch.no_grad()
+def orthogonalize(model: Model, direction: Direction) -> Orthogonalized:
+    """Edit every residual writer's weights in place: W <- W - u u^T W along its residual axis (embedding:
+    W_E <- W_E - W_E u u^T; every routed expert's slice of a fused tensor; biases too).
+
+    The weights change, so the model carries a new fingerprint (`...+orth:KIND`): directions saved for the
+    source model are not silently reused on the edited one. Writers followed by a norm (Gemma 2/3, GLM-4)
+    get the oblique edit of `oblique_pair` and are listed in `approximate`, with a warning."""
+    check_direction(model, direction)
+    writers = checked_writers(model)
+    declared = len(writers)
+    untie_output(model)
     u = direction.unit.float()
     edited, approximate = [], []
     for writer in writers:
