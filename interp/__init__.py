@@ -33,6 +33,11 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "load_model": ("interp.core.model", "load_model"),
     "wrap_model": ("interp.core.model", "wrap_model"),
     "ChatBatch": ("interp.core.types", "ChatBatch"),
+    "Kernel": ("interp.core.variants", "Kernel"),
+    "Variant": ("interp.core.variants", "Variant"),
+    "ablate_variant": ("interp.core.variants", "ablate_variant"),
+    "biproject": ("interp.core.variants", "biproject"),
+    "orthogonalize_variant": ("interp.core.variants", "orthogonalize_variant"),
     "Edit": ("interp.core.types", "Edit"),
     "__version__": ("interp.core.version", "__version__"),
     "CONTRASTS": ("interp.study.config", "CONTRASTS"),
@@ -52,6 +57,7 @@ __all__ = [
     "continuation_ce", "find_directions", "kl_under", "last_logits", "load_direction", "load_model",
     "load_prompts", "make_judge", "mean_kl", "orthogonalize", "records", "run", "save_directions", "steer",
     "wrap_model",
+    "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
 ]
 
 
