@@ -271,8 +271,9 @@ def export(
     kind: Annotated[str, typer.Option(help="Which direction in the file")] = "censorship",
     fmt: Annotated[str, typer.Option("--format", help="hf: orthogonalised safetensors HF directory; gguf: "
                                      "OUT/model.gguf, rewritten from the model's own GGUF (embedded or .gguf "
-                                     "models); lora: the orthogonalisation as a PEFT LoRA adapter; "
-                                     "control-vector: the steering vector as a llama.cpp control-vector GGUF")] = "hf",
+                                     "models) or converted from HF weights (qwen2/3, llama, mistral); lora: the "
+                                     "orthogonalisation as a PEFT LoRA adapter; control-vector: the steering "
+                                     "vector as a llama.cpp control-vector GGUF")] = "hf",
     coef: Annotated[float, typer.Option(help="control-vector: the steering coefficient (x raw mean difference; "
                                              "negative suppresses the behaviour)")] = 1.0,
     run_dir: Annotated[Path | None, typer.Option("--run", help="An `interp run` directory whose measured rates, "
@@ -283,7 +284,7 @@ def export(
     Every export also writes README.md (a model card) and reproduce.json (the command and versions)."""
     from interp.core import directions as dirs
     from interp.core.card import ExportInfo
-    from interp.core.export import FORMATS, check_export_dir, require_gguf_source
+    from interp.core.export import FORMATS, check_export_dir, require_gguf_exportable
     from interp.core.export import export as write_export
 
     if fmt not in FORMATS:
@@ -293,7 +294,7 @@ def export(
     if coef != 1.0 and fmt != "control-vector":
         raise InterpError(f"--coef applies to --format control-vector only, not {fmt}")
     if fmt == "gguf":
-        require_gguf_source(opts.model)
+        require_gguf_exportable(opts.model)
     check_export_dir(out)
     dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
     report = _run_report(run_dir, kind) if run_dir is not None else None

@@ -51,7 +51,7 @@ def test_direction_evaluate_export_commands(model_dir, tmp_path):
 
     result = interp("export", "--model", str(model_dir), "--direction", str(tmp_path / "dir"), "--kind", "refusal",
                     "--format", "gguf", "--out", str(tmp_path / "as-gguf"))
-    assert result.returncode == 1 and "needs an embedded or .gguf model" in result.stderr
+    assert result.returncode == 1 and "no BPE merges" in result.stderr  # the byte tokenizer: refused, not guessed
     assert "Traceback" not in result.stderr and not (tmp_path / "as-gguf").exists()
 
 

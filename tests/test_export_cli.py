@@ -33,7 +33,6 @@ def saved(tmp_path_factory):
     (("--format", "onnx"), "--format must be one of hf, gguf, lora, control-vector"),
     (("--format", "control-vector", "--coef", "nan"), "--coef must be a finite number"),
     (("--format", "lora", "--coef", "2"), "--coef applies to --format control-vector only"),
-    (("--format", "gguf"), "needs an embedded or .gguf model"),
     (("--run", "NOWHERE"), "no report.json"),
 ])
 def test_export_options_are_refused_before_the_model_loads(monkeypatch, capsys, tmp_path, args, needle):
@@ -42,6 +41,17 @@ def test_export_options_are_refused_before_the_model_loads(monkeypatch, capsys, 
     code, err = cli(monkeypatch, capsys, "export", "--model", str(tmp_path / "m"), "--direction", str(tmp_path / "dir"),
                     "--kind", "refusal", "--out", str(tmp_path / "out"), *args)
     one_line_error(code, err, needle)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("no_model_load")
+def test_gguf_export_of_an_unconvertible_hf_directory_is_refused_before_the_model_loads(monkeypatch, capsys, tmp_path):
+    dirs.save([random_direction(tiny_model(), kind="refusal")], tmp_path / "dir")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
+    code, err = cli(monkeypatch, capsys, "export", "--model", str(tmp_path / "m"), "--direction", str(tmp_path / "dir"),
+                    "--kind", "refusal", "--format", "gguf", "--out", str(tmp_path / "out"))
+    one_line_error(code, err, "converts qwen2, qwen3, llama, mistral models from HF weights, not 'gemma2'")
     assert not (tmp_path / "out").exists()
 
 

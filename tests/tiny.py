@@ -29,9 +29,10 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
-def tiny_model(family: str = "qwen2", backend: str = "transformer_lens", seed: int = 0, layers: int = 3) -> Model:
+def tiny_model(family: str = "qwen2", backend: str = "transformer_lens", seed: int = 0, layers: int = 3,
+               tokenizer: PreTrainedTokenizerFast | None = None) -> Model:
     torch.manual_seed(seed)
-    tok = byte_tokenizer()
+    tok = tokenizer or byte_tokenizer()
     common = dict(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,

@@ -1,10 +1,11 @@
 """Exporting an edit: the orthogonalised model (a safetensors HF directory, or a GGUF), the same edit as a
 PEFT LoRA adapter, or the steering vector as a llama.cpp control vector.
 
-The GGUF export rewrites the model's own source GGUF (embedded models, or a model loaded from a .gguf):
-metadata and every untouched tensor are copied byte for byte, still quantised; only the residual writers
-that orthogonalisation changed (embedding, attention and MLP outputs) are replaced, as F16. llama.cpp
-and `transformers` (`gguf_file=`) load the result.
+The GGUF export of a GGUF-born model (embedded models, or a model loaded from a .gguf) rewrites its own
+source GGUF: metadata and every untouched tensor are copied byte for byte, still quantised; only the
+residual writers that orthogonalisation changed (embedding, attention and MLP outputs) are replaced, as
+F16. Any other model is converted whole from its HF weights (`gguf_convert`: F16, the families llama.cpp
+and transformers both load). llama.cpp and `transformers` (`gguf_file=`) load either.
 
 Every export is one new directory, written whole or not at all, holding interp-export.json (provenance),
 README.md (a model card) and reproduce.json (the command and versions) beside the format's own files.
@@ -28,12 +29,13 @@ from interp.core.card import ExportInfo, model_card, reproduce
 from interp.core.control_vector import control_vector_layer, steering_vector, write_control_vector
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
+from interp.core.gguf_convert import check_convertible, require_convertible, write_gguf
 from interp.core.interventions import orthogonalize
 from interp.core.lora import lora_adapter, write_lora
 from interp.core.model import Model
 
 __all__ = ["FORMATS", "check_export_dir", "export", "export_control_vector", "export_gguf", "export_hf",
-           "export_lora", "require_gguf_source", "source_gguf"]
+           "export_lora", "has_gguf_source", "require_gguf_exportable", "source_gguf"]
 
 FORMATS = ("hf", "gguf", "lora", "control-vector")
 
@@ -58,9 +60,14 @@ def export_hf(model: Model, direction: Direction, out: Path, info: ExportInfo | 
 
 
 def export_gguf(model: Model, direction: Direction, out: Path, info: ExportInfo | None = None) -> Path:
-    """Orthogonalise (in place) and write OUT/model.gguf from the model's source GGUF."""
-    require_gguf_source(model.spec)
-    return _orthogonalized(model, direction, out, "gguf", _write_gguf, info)
+    """Orthogonalise (in place) and write OUT/model.gguf: rewritten from the model's source GGUF where it
+    has one, else converted from its HF weights."""
+    if has_gguf_source(model.spec):
+        return _orthogonalized(model, direction, out, "gguf", _write_gguf, info,
+                               {"gguf_source": "the source GGUF; untouched tensors copied byte for byte"})
+    require_convertible(model.hf, model.tokenizer)
+    return _orthogonalized(model, direction, out, "gguf", _convert_gguf, info,
+                           {"gguf_source": "converted from the HF weights (matrices F16, norms and biases F32)"})
 
 
 def export_lora(model: Model, direction: Direction, out: Path, info: ExportInfo | None = None) -> Path:
@@ -95,6 +102,10 @@ def export_control_vector(model: Model, direction: Direction, out: Path, coef: f
 def _write_hf(model: Model, work: Path) -> None:
     model.hf.save_pretrained(work)
     model.tokenizer.save_pretrained(work)
+
+
+def _convert_gguf(model: Model, work: Path) -> None:
+    write_gguf(model.hf, model.tokenizer, work / "model.gguf", model.name)
 
 
 def _write_gguf(model: Model, work: Path) -> None:
@@ -141,11 +152,21 @@ def _edited_tensors(model: Model) -> dict:
     return out
 
 
-def require_gguf_source(spec: str) -> None:
-    """GGUF export rewrites the model's own GGUF: refuse, before any work, a model that has none."""
-    if spec not in embedded.EMBEDDED and not (Path(spec).suffix == ".gguf" and Path(spec).expanduser().is_file()):
-        raise InterpError(f"--format gguf needs an embedded or .gguf model, not {spec!r}: export --format hf "
-                          "and convert with llama.cpp's convert_hf_to_gguf.py")
+def has_gguf_source(spec: str) -> bool:
+    """Whether the model was loaded from a GGUF (embedded, or a .gguf file) that its GGUF export can rewrite."""
+    return spec in embedded.EMBEDDED or (Path(spec).suffix == ".gguf" and Path(spec).expanduser().is_file())
+
+
+def require_gguf_exportable(spec: str) -> None:
+    """Refuse, before the model loads, a local HF directory whose family GGUF conversion does not support
+    (a hub id is checked once loaded)."""
+    config = Path(spec).expanduser() / "config.json"
+    if not has_gguf_source(spec) and config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError) as err:
+            raise InterpError(f"cannot read {config}: {err}") from err
+        check_convertible(model_type)
 
 
 def source_gguf(spec: str, scratch: Path) -> Path:
@@ -171,8 +192,8 @@ def check_export_dir(out: Path | str) -> Path:
     return check_writable(out)
 
 
-def _orthogonalized(model: Model, direction: Direction, out: Path, fmt: str,
-                    write: Callable[[Model, Path], None], info: ExportInfo | None) -> Path:
+def _orthogonalized(model: Model, direction: Direction, out: Path, fmt: str, write: Callable[[Model, Path], None],
+                    info: ExportInfo | None, extra: dict[str, Any] | None = None) -> Path:
     out = check_export_dir(out)
     if model.backend_started and model.backend_name == "transformer_lens":
         raise InterpError("export needs a model whose modules were not wrapped by a backend; load it afresh")
@@ -180,7 +201,7 @@ def _orthogonalized(model: Model, direction: Direction, out: Path, fmt: str,
     done = orthogonalize(model, direction)
     _refuse_non_finite(model)
     edit = {"edit": "orthogonalize", "fingerprint": model.fingerprint, "writers_edited": len(done.edited),
-            "writers_declared": done.declared, "approximate_writers": list(done.approximate)}
+            "writers_declared": done.declared, "approximate_writers": list(done.approximate)} | (extra or {})
     return _write_dir(model, direction, out, fmt, lambda work: write(model, work), edit, source_fingerprint, info)
 
 
