@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
 from interp.cli_options import (
     AffineOpt,
     DeviceOpt,
@@ -174,10 +175,11 @@ def direction(
 @model_options()
 def evaluate(
     opts: ModelOptions,
-    direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
-    kind: Annotated[str, typer.Option(help="Which direction in the file: censorship | refusal | ...")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file")],
     out: Annotated[Path, typer.Option(help="Result JSON")],
+    direction: Annotated[Path | None, typer.Option(help="DIR/directions.safetensors (or its directory); without "
+                                                        "it, the model is evaluated as it is (an export)")] = None,
+    kind: Annotated[str | None, typer.Option(help="Which direction in the file: censorship | refusal | ...")] = None,
     harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
     intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
     coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
@@ -185,8 +187,11 @@ def evaluate(
                                                      "from truth; recorded)")] = 128,
     judge: JudgeOpt = "markers",
     allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
+    engine: EngineOpt = "transformers",
+    tensor_parallel: TensorParallelOpt = 1,
 ) -> None:
-    """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
+    """Evaluate an intervention on any prompt file: suppression and fact recall before and after (or, without
+    --direction, of the model as it is, e.g. an export, on either engine)."""
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
     from interp.core import directions as dirs
@@ -196,6 +201,8 @@ def evaluate(
     from interp.study.measures import generate_rows, rates
     from interp.study.records import to_json
 
+    if without_hooks(engine, tensor_parallel, direction, kind, harmless, intervention, coef):
+        return evaluate_as_is(opts, engine, tensor_parallel, prompts, out, max_new_tokens, judge)
     if intervention not in ("ablate", "steer"):
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
     if not math.isfinite(coef):
