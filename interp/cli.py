@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from interp import cli_push
 from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
 from interp.cli_options import (
     AffineOpt,
@@ -364,6 +365,8 @@ def figures(
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
+
+app.command("push")(cli_push.push)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")
