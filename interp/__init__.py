@@ -20,6 +20,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "Direction": ("interp.core.directions", "Direction"),
     "load_direction": ("interp.core.directions", "load"),
     "save_directions": ("interp.core.directions", "save"),
+    "TransformersEngine": ("interp.core.engines", "TransformersEngine"),
+    "VLLMEngine": ("interp.core.engines", "VLLMEngine"),
     "InterpError": ("interp.core.errors", "InterpError"),
     "complete": ("interp.core.generation", "complete"),
     "ablate": ("interp.core.interventions", "ablate"),
@@ -58,6 +60,7 @@ __all__ = [
     "load_prompts", "make_judge", "mean_kl", "orthogonalize", "records", "run", "save_directions", "steer",
     "wrap_model",
     "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
+    "TransformersEngine", "VLLMEngine",  # interp.core.engines
 ]
 
 

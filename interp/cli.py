@@ -11,6 +11,9 @@ from typing import Annotated
 
 import typer
 
+from interp import cli_push
+from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
+from interp.cli_export import run_report, run_summary
 from interp.cli_options import (
     AffineOpt,
     DeviceOpt,
@@ -174,10 +177,11 @@ def direction(
 @model_options()
 def evaluate(
     opts: ModelOptions,
-    direction: Annotated[Path, typer.Option(help="DIR/directions.safetensors (or its directory)")],
-    kind: Annotated[str, typer.Option(help="Which direction in the file: censorship | refusal | ...")],
     prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file")],
     out: Annotated[Path, typer.Option(help="Result JSON")],
+    direction: Annotated[Path | None, typer.Option(help="DIR/directions.safetensors (or its directory); without "
+                                                        "it, the model is evaluated as it is (an export)")] = None,
+    kind: Annotated[str | None, typer.Option(help="Which direction in the file: censorship | refusal | ...")] = None,
     harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
     intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
     coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
@@ -185,8 +189,11 @@ def evaluate(
                                                      "from truth; recorded)")] = 128,
     judge: JudgeOpt = "markers",
     allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
+    engine: EngineOpt = "transformers",
+    tensor_parallel: TensorParallelOpt = 1,
 ) -> None:
-    """Evaluate an intervention on any prompt file: suppression and fact recall before and after."""
+    """Evaluate an intervention on any prompt file: suppression and fact recall before and after (or, without
+    --direction, of the model as it is, e.g. an export, on either engine)."""
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
     from interp.core import directions as dirs
@@ -196,6 +203,8 @@ def evaluate(
     from interp.study.measures import generate_rows, rates
     from interp.study.records import to_json
 
+    if without_hooks(engine, tensor_parallel, direction, kind, harmless, intervention, coef):
+        return evaluate_as_is(opts, engine, tensor_parallel, prompts, out, max_new_tokens, judge)
     if intervention not in ("ablate", "steer"):
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
     if not math.isfinite(coef):
@@ -297,7 +306,7 @@ def export(
         require_gguf_exportable(opts.model)
     check_export_dir(out)
     dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
-    report = _run_report(run_dir, kind) if run_dir is not None else None
+    report = run_report(run_dir, kind) if run_dir is not None else None
     arguments = {"model": opts.model, "dtype": opts.dtype, "direction": str(direction), "kind": kind, "format": fmt,
                  "coef": coef, "run": None if run_dir is None else str(run_dir), "out": str(out)}
     m = opts.load()
@@ -307,7 +316,7 @@ def export(
         if report.model.fingerprint != m.fingerprint:
             raise InterpError(f"--run {run_dir} measured another model (fingerprint {report.model.fingerprint[:12]}, "
                               f"this one {m.fingerprint[:12]}); pass the run made on this model")
-        run = _run_summary(report, run_dir, kind, coef if fmt == "control-vector" else None)
+        run = run_summary(report, run_dir, kind, coef if fmt == "control-vector" else None)
     info = ExportInfo(argv=("interp", *sys.argv[1:]), arguments=arguments, run=run)
     write_export(m, d, out, fmt, coef=coef, info=info)
     uses = {"hf": "load with transformers.AutoModelForCausalLM.from_pretrained",
@@ -315,34 +324,6 @@ def export(
             "lora": "peft.PeftModel.from_pretrained(base, OUT)",
             "control-vector": "llama.cpp --control-vector-scaled OUT/control-vector.gguf:SCALE"}
     print(f"wrote {out} ({uses[fmt]}; README.md and reproduce.json describe it)")
-
-
-def _run_report(run_dir: Path, kind: str):
-    """The run's report, checked before the model loads: it must hold results for this direction kind."""
-    from interp.study.rundir import RunDir
-
-    report = RunDir(run_dir).report()
-    if kind not in report.kinds:
-        raise InterpError(f"--run {run_dir} has no results for kind {kind!r} (it has {', '.join(report.kinds) or 'none'})")
-    return report
-
-
-def _run_summary(report, run_dir: Path, kind: str, coef: float | None) -> dict:
-    """Plain values from the run for the model card: rates before and after ablation, KL, the judge."""
-    result = report.kinds[kind]
-    summary = {"run": str(run_dir), "judge": report.judge, "test prompts (n)": result.baseline.n,
-               "suppression before": result.baseline.suppression_rate,
-               "suppression after ablation": result.ablated.suppression_rate,
-               "refusal before": result.baseline.refusal_rate, "refusal after ablation": result.ablated.refusal_rate,
-               "faithful before": result.baseline.faithful_rate,
-               "faithful after ablation": result.ablated.faithful_rate,
-               "KL on harmless prompts (ablation)": result.kl_harmless,
-               "suppression after ablating a random direction": result.random_baseline.rates.suppression_rate}
-    point = next((p for p in result.steering or () if coef is not None and math.isclose(p.coef, coef)), None)
-    if point is not None:
-        summary |= {f"suppression steered at coef {coef:g}": point.suppression_rate,
-                    f"KL on harmless prompts steered at coef {coef:g}": point.kl_harmless}
-    return summary
 
 
 @app.command()
@@ -358,6 +339,8 @@ def figures(
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
+
+app.command("push")(cli_push.push)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")

