@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from interp import cli_capability
 from interp.cli_options import (
     AffineOpt,
     DeviceOpt,
@@ -357,6 +358,8 @@ def figures(
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
+
+app.command("capability")(cli_capability.capability)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_hostile_inputs import cli
 from test_math import random_direction
 from tiny import tiny_model
 
@@ -162,3 +163,27 @@ def test_without_lm_eval_the_adapter_says_how_to_install_it(monkeypatch):
         import interp.core.lm_eval_adapter  # noqa: F401
     assert str(err.value) == "lm-eval is not installed: pip install 'interp[lmeval]'"
 
+
+def test_capability_command_prints_before_and_after(tmp_path, monkeypatch, capsys):
+    from interp.core import directions
+    from interp.core.model import load_model
+
+    tiny = tiny_model()
+    tiny.hf.save_pretrained(tmp_path / "model")
+    tiny.tokenizer.save_pretrained(tmp_path / "model")
+    model = load_model(str(tmp_path / "model"), dtype="fp32")
+    directions.save([random_direction(model, kind="refusal")], tmp_path / "dir")
+    code, err = cli(monkeypatch, capsys, "capability", "--model", str(tmp_path / "model"), "--dtype", "fp32",
+                    "--direction", str(tmp_path / "dir"), "--kind", "refusal", "--tasks", TASK,
+                    "--include-path", str(TASKS), "--limit", "3", "--out", str(tmp_path / "cap.json"))
+    assert code == 0, err
+    table = cli.stdout
+    assert TASK in table and "acc" in table and "before" in table and "change" in table
+    report = json.loads((tmp_path / "cap.json").read_text())
+    assert report["tasks"] == [TASK] and report["direction"]["kind"] == "refusal"
+    for run in ("before", "after"):
+        assert report[run][TASK]["n"] == 3 and 0.0 <= report[run][TASK]["acc"] <= 1.0
+
+    code, err = cli(monkeypatch, capsys, "capability", "--model", str(tmp_path / "model"), "--tasks", TASK,
+                    "--include-path", str(tmp_path / "none"))
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
