@@ -27,6 +27,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "ablate": ("interp.core.interventions", "ablate"),
     "orthogonalize": ("interp.core.interventions", "orthogonalize"),
     "steer": ("interp.core.interventions", "steer"),
+    "run_lm_eval": ("interp.core.lm_eval_adapter", "run_lm_eval"),
     "continuation_ce": ("interp.core.measure", "continuation_ce"),
     "kl_under": ("interp.core.measure", "kl_under"),
     "last_logits": ("interp.core.measure", "last_logits"),
@@ -57,7 +58,7 @@ __all__ = [
     "CONTRASTS", "Activations", "ChatBatch", "Contrast", "Direction", "Edit", "InterpError", "Model", "Prompt",
     "PromptSet", "Report", "RunConfig", "RunDir", "Study", "__version__", "ablate", "collect", "complete",
     "continuation_ce", "find_directions", "kl_under", "last_logits", "load_direction", "load_model",
-    "load_prompts", "make_judge", "mean_kl", "orthogonalize", "records", "run", "save_directions", "steer",
+    "load_prompts", "make_judge", "mean_kl", "orthogonalize", "records", "run", "run_lm_eval", "save_directions", "steer",
     "wrap_model",
     "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
     "TransformersEngine", "VLLMEngine",  # interp.core.engines

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from interp import cli_push
+from interp import cli_capability, cli_push
 from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
 from interp.cli_export import run_report, run_summary
 from interp.cli_options import (
@@ -341,6 +341,7 @@ def figures(
 
 
 app.command("push")(cli_push.push)
+app.command("capability")(cli_capability.capability)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")

@@ -4,7 +4,7 @@ cross-entropy of given continuations (teacher-forced), each under whatever edits
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -12,7 +12,8 @@ from interp.core.generation import length_batches
 from interp.core.model import Model
 from interp.core.types import ChatBatch
 
-__all__ = ["Intervention", "continuation_ce", "continuation_logprob", "continuation_nll", "kl_under", "last_logits", "mean_kl"]
+__all__ = ["Intervention", "continuation_ce", "continuation_logprob", "continuation_nll", "kl_under", "last_logits", "left_pad",
+           "mean_kl", "token_scores"]
 
 Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each call, e.g. lambda: ablate(m, d)
 
@@ -43,7 +44,33 @@ def kl_under(model: Model, prompts: Sequence[str], intervention: Intervention,
     return mean_kl(base, new)
 
 
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> ChatBatch:
+    """Token rows of any lengths as one left-padded batch (the layout every backend expects)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id)  # [batch, seq]
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(list(r))
+            mask[i, width - len(r) :] = 1
+    return ChatBatch(ids, mask)
+
+
 @torch.no_grad()
+def token_scores(model: Model, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[tuple[float, bool]]:
+    """Per (context ids, continuation ids) pair, run as one batch under the active edits: the continuation's
+    summed negative log-likelihood, teacher-forced, and whether greedy decoding would have produced it."""
+    batch = left_pad([list(head) + list(tail) for head, tail in pairs], model.tokenizer.pad_token_id).to(model.device)
+    logits = model.backend.run(batch, logits="all").logits  # [batch, seq, vocab]
+    span = max(1, max(len(tail) for _, tail in pairs))  # only the continuation positions are scored
+    logp = torch.log_softmax(logits[:, -span - 1 : -1].float(), -1)  # [batch, span, vocab]
+    targets = batch.input_ids[:, -span:]  # [batch, span]
+    nll = -logp.gather(-1, targets[..., None])[..., 0]  # [batch, span]
+    greedy = logp.argmax(-1) == targets  # [batch, span]
+    return [(float(nll[i, -len(tail) :].sum()), bool(greedy[i, -len(tail) :].all())) if tail else (0.0, True)
+            for i, (_, tail) in enumerate(pairs)]
+
+
 def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequence[str],
                      intervention: Intervention | None = None, batch_size: int = 16) -> list[tuple[float, int]]:
     """Per prompt: (summed negative log-likelihood, token count) of the given continuation after the chat
@@ -51,24 +78,12 @@ def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequen
     out: list[tuple[float, int]] = []
     tok = model.tokenizer
     for start in range(0, len(prompts), batch_size):
-        heads = [model.chat_text(p) for p in prompts[start : start + batch_size]]
+        heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
         tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations[start : start + batch_size]]
-        rows = [tok(h, add_special_tokens=False)["input_ids"] + t for h, t in zip(heads, tails, strict=True)]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r)
-            mask[i, width - len(r) :] = 1
-        batch = ChatBatch(ids, mask).to(model.device)
-        if intervention is None:
-            logits = model.backend.run(batch, logits="all").logits
-        else:
-            with intervention():
-                logits = model.backend.run(batch, logits="all").logits
-        logp = torch.log_softmax(logits[:, :-1].float(), -1)  # [batch, seq - 1, vocab]
-        nll = -logp.gather(-1, batch.input_ids[:, 1:, None])[..., 0]  # [batch, seq - 1]
-        out += [(float(nll[i, -len(tail) :].sum()), len(tail)) if tail else (0.0, 0) for i, tail in enumerate(tails)]
+        pairs = list(zip(heads, tails, strict=True))
+        with intervention() if intervention is not None else nullcontext():
+            scores = token_scores(model, pairs)
+        out += [(nll, len(tail)) for (nll, _), tail in zip(scores, tails, strict=True)]
     return out
 
 
