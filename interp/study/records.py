@@ -43,6 +43,7 @@ class Rates:
     invented_rate: float | None = None
     faithful_rate: float | None = None
     degenerate_rate: float | None = None
+    unfinished: int = 0  # reasoning models: completions whose thought never closed (not judged, not in n)
 
 
 @dataclass(frozen=True)
