@@ -156,8 +156,11 @@ def is_answered(verdict_or_label: str) -> bool:
 
 def verdict_certain(completion: str) -> bool:
     """True once a marker has appeared in the answer: more tokens cannot turn the label back into an
-    answer. Never while a thought is open: a refusal the model considers while thinking is not its answer."""
-    return not thought_unfinished(completion) and label(completion) != "answer"
+    answer. Never while a thought is open (a refusal the model considers while thinking is not its answer),
+    nor before the answer has begun (just after `</think>`, an empty answer is not yet silence)."""
+    if thought_unfinished(completion) or not strip_thinking(completion).strip():
+        return False
+    return label(completion) != "answer"
 
 
 Fact = Sequence[str]  # alternatives: any one of them states the fact

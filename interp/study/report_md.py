@@ -37,7 +37,8 @@ def verdict(report: Report) -> list[str]:
         )
     c = report.kinds["censorship"]
     lines += _what_came_back(c, report.judge, budget_words(report.config.eval_tokens, report.thinking))
-    lines += thinking_lines(report.thinking, "censorship", report.contrasts["censorship"].target)
+    lines += thinking_lines(report.thinking, "censorship", report.contrasts["censorship"].target,
+                            report.contrasts["censorship"].label)
     if c.truth:
         lines.append(_truth_line(c.truth))
     if c.specificity:

@@ -18,8 +18,8 @@ def budget_words(tokens: int, thinking: Thinking | None) -> str:
     return f"{tokens} new tokens{extra}"
 
 
-def thinking_lines(thinking: Thinking | None, kind: str, target: str) -> list[str]:
-    """The verdict's line: does ablating `kind` bring the thought back on its `target` set?"""
+def thinking_lines(thinking: Thinking | None, kind: str, target: str, called: str = "") -> list[str]:
+    """The verdict's line: does ablating `kind` bring the thought back on its `target` set (`called` so)?"""
     if thinking is None:
         return []
     if thinking.mode == "closed":
@@ -33,7 +33,7 @@ def thinking_lines(thinking: Thinking | None, kind: str, target: str) -> list[st
     caveat = (f" {_pct(unfinished)} of completions ran out of budget inside the thought (not judged): raise "
               "think_tokens." if unfinished >= 0.1 else "")
     return [f"- **thought** (a skipped thought is R1-style suppression): ablating {kind} takes the empty-thought "
-            f"share on {target} test prompts from {_pct(b.empty)} to {_pct(a.empty)} and P(empty thought) from "
+            f"share on {called or target} test prompts from {_pct(b.empty)} to {_pct(a.empty)} and P(empty thought) from "
             f"{_pct(b.p_empty)} to {_pct(a.p_empty)}.{caveat}"]
 
 
