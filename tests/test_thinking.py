@@ -162,3 +162,35 @@ def test_the_report_carries_the_thought_shares_before_and_after_ablation(empty_t
     del data["thinking"]  # a report written before the field existed still reads
     (tmp_path / "report.json").write_text(json.dumps(data))
     assert run.report().thinking is None
+
+
+def test_interp_label_on_a_saved_r1_distill_counts_unfinished_thoughts_and_names_a_missing_switch(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    model = thinking_model("r1_distill_qwen")
+    model.hf.save_pretrained(tmp_path / "model")
+    model.tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "prompts.txt").write_text("hello there\nWhat happened in 1989?\n")
+    args = ["label", "--model", str(tmp_path / "model"), "--prompts", str(tmp_path / "prompts.txt"), "--backend", "nnsight",
+            "--max-new-tokens", "3", "--out", str(tmp_path / "labels.jsonl")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert all(r["text"].startswith("<think>\n") and r["label"] == UNFINISHED for r in rows)  # 3 tokens: still thinking
+    assert "n=0 suppressed=- " in result.output and "2 thought(s) unfinished" in result.output
+    result = CliRunner().invoke(app, [*args, "--thinking", "on"])
+    assert isinstance(result.exception, InterpError) and "no enable_thinking switch" in str(result.exception)
+
+
+def test_a_study_of_a_thinking_model_budgets_for_the_thought_and_records_the_switch(tmp_path):
+    from interp.study.runner import Study
+
+    config = RunConfig.make(True, per_split=4)
+    r1 = Study(thinking_model("r1_distill_qwen"), tmp_path / "r1", config)
+    assert r1.asked == config and (r1.config.label_tokens, r1.config.eval_tokens) == (
+        config.label_tokens + config.think_tokens, config.eval_tokens + config.think_tokens)
+    assert "chat_template_kwargs" not in r1.dir.identity
+    off = Study(thinking_model("qwen3", "off"), tmp_path / "off", config)  # the template closed the thought
+    assert off.config == config and off.dir.identity["chat_template_kwargs"] == {"enable_thinking": False}

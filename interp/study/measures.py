@@ -28,7 +28,7 @@ from interp.core.model import Model
 from interp.study.records import Example, LabelledRow, PairedRow, Rates, SetResult
 
 __all__ = ["as_prompts", "examples", "generate_rows", "judge_rows", "paired_rows", "rates", "rates_by_lang",
-           "set_result", "specificity"]
+           "set_result", "share", "specificity"]
 
 
 def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge: Judge | None = None, set_name: str = "",
@@ -66,6 +66,11 @@ def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervent
         with intervention():
             completions = run()
     return judge_rows(items, completions, judge, set_name, split)
+
+
+def share(rate: float | None) -> str:
+    """A rate in a one-line summary: two decimals, or '-' where nothing was judged."""
+    return "-" if rate is None else f"{rate:.2f}"
 
 
 def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
