@@ -91,7 +91,7 @@ def label_cmd(
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
     from interp.core.atomic import atomic_write_jsonl, check_writable
-    from interp.study.measures import generate_rows, rates_by_lang
+    from interp.study.measures import generate_rows, rates_by_lang, share
     from interp.study.records import to_json
 
     if max_new_tokens < 1:
@@ -104,9 +104,9 @@ def label_cmd(
                          set_name=chosen.name, split=split)
     atomic_write_jsonl(out, [to_json(r) | {"judge": grader.name} for r in rows])
     for lang, r in rates_by_lang(rows).items():
-        recall = "-" if r.fact_recall is None else f"{r.fact_recall:.2f}"
-        print(f"{chosen.name}/{split} [{lang}] n={r.n} suppressed={r.suppression_rate:.2f} "
-              f"(refusal {r.refusal_rate:.2f}, deflection {r.deflection_rate:.2f}) fact_recall={recall}")
+        unfinished = f"; {r.unfinished} thought(s) unfinished: raise --max-new-tokens" if r.unfinished else ""
+        print(f"{chosen.name}/{split} [{lang}] n={r.n} suppressed={share(r.suppression_rate)} (refusal "
+              f"{share(r.refusal_rate)}, deflection {share(r.deflection_rate)}) fact_recall={share(r.fact_recall)}{unfinished}")
     print(f"wrote {out}")
 
 
@@ -121,6 +121,7 @@ def run(
         help="New tokens for every test-split generation (default 128; 64 with --quick); recorded in report.json")] = None,
     per_split: Annotated[int | None, typer.Option(
         help="Cap prompts per set and split (e.g. 40 for a 1.5B model on a laptop); default: all")] = None,
+    think_tokens: Annotated[int | None, typer.Option(help="Reasoning models: extra tokens for the thought in every budget (default 1024; 256 with --quick)")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
 ) -> None:
@@ -134,7 +135,7 @@ def run(
     out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if eval_tokens is not None and eval_tokens < 1:
         raise InterpError(f"--eval-tokens must be at least 1, got {eval_tokens}")
-    given = {"per_split": per_split, "eval_tokens": eval_tokens}
+    given = {"per_split": per_split, "eval_tokens": eval_tokens, "think_tokens": think_tokens}
     config = RunConfig.make(quick, method=method, affine=affine, **{k: v for k, v in given.items() if v is not None})
     RunDir.check_claim(out, resume)
     started = time.perf_counter()
@@ -200,7 +201,7 @@ def evaluate(
     from interp.core.atomic import atomic_write_json, check_writable
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
-    from interp.study.measures import generate_rows, rates
+    from interp.study.measures import generate_rows, rates, share
     from interp.study.records import to_json
 
     if without_hooks(engine, tensor_parallel, direction, kind, harmless, intervention, coef):
@@ -238,8 +239,8 @@ def evaluate(
         result["kl_harmless"] = kl_under(m, harmless_set.texts, act)
     atomic_write_json(out, result)
     b, a = result["baseline"], result["intervened"]
-    print(f"suppression {b['suppression_rate']:.2f} -> {a['suppression_rate']:.2f}; faithful {b['faithful_rate']:.2f} -> "
-          f"{a['faithful_rate']:.2f}; invented {b['invented_rate']:.2f} -> {a['invented_rate']:.2f} "
+    print(f"suppression {share(b['suppression_rate'])} -> {share(a['suppression_rate'])}; faithful "
+          f"{share(b['faithful_rate'])} -> {share(a['faithful_rate'])}; invented {share(b['invented_rate'])} -> {share(a['invented_rate'])} "
           f"(judge {grader.name}, {max_new_tokens} tokens); wrote {out}")
 
 

@@ -65,7 +65,7 @@ def evaluate_as_is(opts: ModelOptions, engine: str, tensor_parallel: int, prompt
     provenance = engines.vllm_model_dir(opts.model) if engine == "vllm" else engines.export_provenance(opts.model)
     grader = make_judge(judge, opts.load)
     runner: engines.Engine = (
-        engines.VLLMEngine(opts.model, tensor_parallel, opts.dtype, opts.trust_remote_code) if engine == "vllm"
+        engines.VLLMEngine(opts.model, tensor_parallel, opts.dtype, opts.trust_remote_code, opts.thinking) if engine == "vllm"
         else engines.TransformersEngine(opts.load()))
     rows = judge_rows(chosen.items, runner.complete(chosen.texts, max_new_tokens), grader, set_name=chosen.name)
     by_lang = rates_by_lang(rows)

@@ -33,6 +33,8 @@ RemoteOpt = Annotated[bool, typer.Option(
 NdifHostOpt = Annotated[bool, typer.Option(
     "--allow-ndif-host", help="With --remote: accept a non-default NDIF_HOST (you trust that server to run code here)")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own Python code to run")]
+ThinkingOpt = Annotated[str, typer.Option(help="auto (the chat template's default) | on | off: a hybrid reasoning "
+                                               "model's enable_thinking switch (Qwen3); recorded in the run")]
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,13 @@ class ModelOptions:
     remote: bool = False
     trust_remote_code: bool = False
     allow_ndif_host: bool = False
+    thinking: str = "auto"
 
     def validate(self) -> None:
         """Every option checked before anything loads or is written (one line per mistake)."""
         from interp.core.backends import BACKENDS
         from interp.core.model import DTYPES, check_device
+        from interp.core.thinking_switch import THINKING
 
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise InterpError(f"unknown --dtype {self.dtype!r}; choose one of auto, {', '.join(DTYPES)}")
@@ -61,6 +65,8 @@ class ModelOptions:
             raise InterpError(f"--device-map takes only 'auto', not {self.device_map!r}")
         if self.device_map is None:
             check_device(self.device)
+        if self.thinking not in THINKING:
+            raise InterpError(f"unknown --thinking {self.thinking!r}; choose one of {', '.join(THINKING)}")
         if self.remote:
             from interp.core.remote import check_ready
 
@@ -71,18 +77,22 @@ class ModelOptions:
     def load(self, spec: str | None = None):
         """The model (or, with `spec`, another one on the same settings: a judge model)."""
         from interp.core.model import load_model
+        from interp.core.thinking_switch import template_kwargs
 
         if self.remote and spec is None:
             from interp.core.remote import load_remote
 
-            return load_remote(self.model, allow_other_host=self.allow_ndif_host)
+            model = load_remote(self.model, allow_other_host=self.allow_ndif_host)
+            model.template_kwargs = template_kwargs(model.tokenizer, self.thinking)
+            return model
         return load_model(spec or self.model, dtype=self.dtype, device=self.device, backend=self.backend,
-                          trust_remote_code=self.trust_remote_code, device_map=self.device_map)
+                          trust_remote_code=self.trust_remote_code, device_map=self.device_map,
+                          thinking="auto" if spec else self.thinking)  # a judge model keeps its template's default
 
 
 MODEL_OPTIONS = {"model": ModelOpt, "dtype": DtypeOpt, "device": DeviceOpt, "backend": BackendOpt,
                  "device_map": DeviceMapOpt, "remote": RemoteOpt, "trust_remote_code": TrustOpt,
-                 "allow_ndif_host": NdifHostOpt}
+                 "allow_ndif_host": NdifHostOpt, "thinking": ThinkingOpt}
 
 
 def model_options(fields: tuple[str, ...] = tuple(MODEL_OPTIONS), **defaults):

@@ -61,8 +61,13 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
 def teach_refusal(model: Model, prompts_to_refuse: list[str], prompts_to_answer: list[str], steps: int = 150,
                   lr: float = 3e-3) -> Model:
     """Train `model` in place to reply REFUSAL to one prompt list and ANSWER to the other."""
-    tok, hf = model.tokenizer, model.hf
     pairs = [(p, REFUSAL) for p in prompts_to_refuse] + [(p, ANSWER) for p in prompts_to_answer]
+    return teach(model, pairs, steps, lr)
+
+
+def teach(model: Model, pairs: list[tuple[str, str]], steps: int = 150, lr: float = 3e-3) -> Model:
+    """Train `model` in place to reply to each templated prompt with its text (then EOS)."""
+    tok, hf = model.tokenizer, model.hf
     rows = []
     for prompt, reply in pairs:
         head = tok(model.chat_text(prompt), add_special_tokens=False)["input_ids"]

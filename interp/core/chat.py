@@ -13,11 +13,13 @@ from typing import Any
 __all__ = ["chat_text", "chat_token_ids"]
 
 
-def chat_text(tokenizer: Any, prompt: str) -> str:
+def chat_text(tokenizer: Any, prompt: str, **template_kwargs: Any) -> str:
+    """template_kwargs: the template's own switches, e.g. {"enable_thinking": False} (Model.template_kwargs)."""
     messages = [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **template_kwargs)
 
 
-def chat_token_ids(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+def chat_token_ids(tokenizer: Any, prompts: Sequence[str], **template_kwargs: Any) -> list[list[int]]:
     """Each prompt's templated token ids, unpadded."""
-    return [tokenizer(chat_text(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    return [tokenizer(chat_text(tokenizer, p, **template_kwargs), add_special_tokens=False)["input_ids"]
+            for p in prompts]

@@ -19,6 +19,7 @@ from interp.core.chat import chat_token_ids
 from interp.core.errors import InterpError
 from interp.core.generation import complete
 from interp.core.model import Model
+from interp.core.thinking_switch import template_kwargs
 
 __all__ = ["ENGINES", "VLLM_DTYPES", "Engine", "TransformersEngine", "VLLMEngine", "check_vllm_ready", "decode",
            "export_provenance", "greedy_settings", "vllm_model_dir"]
@@ -122,12 +123,13 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, spec: str, tensor_parallel: int = 1, dtype: str = "auto", trust_remote_code: bool = False):
+    def __init__(self, spec: str, tensor_parallel: int = 1, dtype: str = "auto", trust_remote_code: bool = False,
+                 thinking: str = "auto"):
         if dtype not in VLLM_DTYPES:
             raise InterpError(f"unknown --dtype {dtype!r} for vLLM; choose one of {', '.join(VLLM_DTYPES)}")
         check_vllm_ready(tensor_parallel)
         self.spec, self.tensor_parallel, self.dtype = spec, tensor_parallel, dtype
-        self.trust_remote_code = trust_remote_code
+        self.trust_remote_code, self.thinking = trust_remote_code, thinking
         self._llm: Any = None
 
     def _load(self) -> None:
@@ -135,6 +137,7 @@ class VLLMEngine:
         from vllm import LLM
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.spec, trust_remote_code=self.trust_remote_code)
+        self.template_kwargs = template_kwargs(self.tokenizer, self.thinking)  # --thinking, as interp's engine
         try:
             self.generation_config = GenerationConfig.from_pretrained(self.spec)
         except OSError:  # no generation_config.json: transformers' defaults (EOS from the tokenizer)
@@ -149,7 +152,7 @@ class VLLMEngine:
         if self._llm is None:
             self._load()
         params = SamplingParams(**greedy_settings(self.generation_config, self.tokenizer, max_new_tokens))
-        requests = [TokensPrompt(prompt_token_ids=ids) for ids in chat_token_ids(self.tokenizer, prompts)]
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in chat_token_ids(self.tokenizer, prompts, **self.template_kwargs)]
         outputs = self._llm.generate(requests, params, use_tqdm=True)
         return [decode(self.tokenizer, out.outputs[0].token_ids) for out in outputs]
 

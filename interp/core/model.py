@@ -27,6 +27,7 @@ from interp.core.archs import Arch, Writer, arch_for, residual_writers
 from interp.core.backends import BACKENDS, make_backend
 from interp.core.chat import chat_text
 from interp.core.errors import InterpError
+from interp.core.thinking_switch import template_kwargs
 from interp.core.types import Backend, ChatBatch, Edit
 
 __all__ = ["DTYPES", "Model", "PROMPT_TOKEN_BUDGET", "check_device", "cpu_has_fast_bf16", "embedded_dir", "find_post_instruction_ids", "fingerprint_dir", "fingerprint_module", "load_model", "prompt_token_budget", "resolve_dtype", "wrap_model"]
@@ -59,6 +60,7 @@ class Model:
     _backend: Backend | None = None
     writers: list[Writer] = field(default_factory=list)  # embedding, then per block attention's and the MLP's
     _post_ids: list[int] | None = None
+    template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"enable_thinking": False} (--thinking off)
 
     @property
     def n_layers(self) -> int:
@@ -98,7 +100,7 @@ class Model:
     def post_instruction_ids(self) -> list[int]:
         """Template tokens after the user message (Qwen: `<|im_end|>\\n<|im_start|>assistant\\n`)."""
         if self._post_ids is None:
-            self._post_ids = find_post_instruction_ids(self.tokenizer)
+            self._post_ids = find_post_instruction_ids(self.tokenizer, **self.template_kwargs)
         return self._post_ids
 
     @property
@@ -106,7 +108,7 @@ class Model:
         return len(self.post_instruction_ids)
 
     def chat_text(self, prompt: str) -> str:
-        return chat_text(self.tokenizer, prompt)
+        return chat_text(self.tokenizer, prompt, **self.template_kwargs)
 
     @property
     def max_prompt_tokens(self) -> int:
@@ -153,13 +155,13 @@ class Model:
         }
 
 
-def find_post_instruction_ids(tokenizer: Any) -> list[int]:
+def find_post_instruction_ids(tokenizer: Any, **template_kwargs: Any) -> list[int]:
     """Tokens the template puts after the user's text, found by templating a marker and splitting."""
     if not getattr(tokenizer, "chat_template", None):
         raise InterpError("the tokenizer has no chat template: interp needs an instruction-tuned chat model")
     marker = "interp-marker-7"
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True
+        [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True, **template_kwargs
     )
     suffix = text[text.rindex(marker) + len(marker) :]
     full = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -351,12 +353,14 @@ def load_model(
     device_map: str | dict | None = None,
     max_memory: dict | None = None,
     offload_folder: str | os.PathLike[str] | None = None,
+    thinking: str = "auto",
 ) -> Model:
     """Load any supported model spec and wrap it. The HF module is shared by both backends.
 
     device_map ("auto", or an explicit map) spreads the model over GPUs, CPU and disk with accelerate;
     max_memory caps each device (e.g. {0: "70GiB", "cpu": "200GiB"}) and offload_folder takes what does not
-    fit. `device` is then ignored: inputs go to the embedding's device.
+    fit. `device` is then ignored: inputs go to the embedding's device. `thinking` (auto | on | off) sets a
+    hybrid reasoning model's template switch (interp.core.thinking_switch).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -370,6 +374,7 @@ def load_model(
     kwargs = dict(extra, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
+        template_kwargs(tokenizer, thinking)  # a switch the template lacks fails before the weights load
         placement = {} if device_map is None else {"device_map": device_map, "max_memory": max_memory,
                                                    "offload_folder": offload_folder}
         hf = AutoModelForCausalLM.from_pretrained(source, **placement, **kwargs)
@@ -381,7 +386,8 @@ def load_model(
         hf.hf_quantizer = None
     if device_map is None:
         hf.to(device)
-    return wrap_model(hf, tokenizer, spec=spec, name=name, backend=backend, fingerprint=fingerprint or None)
+    return wrap_model(hf, tokenizer, spec=spec, name=name, backend=backend, fingerprint=fingerprint or None,
+                      thinking=thinking)
 
 
 def wrap_model(
@@ -392,6 +398,7 @@ def wrap_model(
     backend: str = "transformer_lens",
     fingerprint: str | None = None,
     backend_factory: Callable[[Model], Backend] | None = None,
+    thinking: str = "auto",
 ) -> Model:
     """Wrap an already-loaded HF causal LM (tests build tiny ones from a config)."""
     hf.eval()
@@ -409,4 +416,5 @@ def wrap_model(
         backend_name=backend,
         backend_factory=backend_factory,
         writers=residual_writers(hf, arch),
+        template_kwargs=template_kwargs(tokenizer, thinking),
     )

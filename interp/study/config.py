@@ -84,6 +84,8 @@ class RunConfig:
     method: str = _opt("mean_diff", "mean_diff | pca | probe")
     affine: bool = _opt(False, "ablate relative to the answered-set mean instead of to zero")
     transfer: bool = _opt(True, "cross-lingual and cross-kind transfer stage")
+    think_tokens: int = _opt(1024, "extra new tokens for a reasoning model's thought, added to every budget above "
+                                   "when its chat template leaves a thought to write (R1 distills, QwQ, Qwen3)")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,6 +93,8 @@ class RunConfig:
         if self.eval_tokens < 1 or self.label_tokens < 1:
             raise InterpError(f"token budgets must be at least 1 (eval_tokens {self.eval_tokens}, "
                               f"label_tokens {self.label_tokens})")
+        if self.think_tokens < 0:
+            raise InterpError(f"think_tokens must be at least 0, got {self.think_tokens}")
         if self.per_split is not None and self.per_split < 4:
             raise InterpError(f"--per-split must be at least 4, got {self.per_split}")
 
@@ -98,9 +102,14 @@ class RunConfig:
     def make(cls, quick: bool, **overrides) -> RunConfig:
         if quick:
             small = dict(quick=True, label_tokens=24, eval_tokens=64, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0),
-                         steer_n=8, ce_n=8, per_split=16, transfer=False)
+                         steer_n=8, ce_n=8, per_split=16, transfer=False, think_tokens=256)
             return cls(**(small | overrides))
         return cls(**overrides)
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+    def with_thought(self) -> RunConfig:
+        """The budgets a reasoning model generates with: each one plus room for the thought."""
+        return self.replace(label_tokens=self.label_tokens + self.think_tokens,
+                            eval_tokens=self.eval_tokens + self.think_tokens)

@@ -2,46 +2,63 @@
 
 Rates per set and language: suppression (refusal or deflection), refusal, deflection, invented,
 faithful, the share of degenerate (looping) completions, and fact recall (mean over prompts with
-countable facts); specificity is suppression on sensitive minus suppression on controls.
+countable facts); specificity is suppression on sensitive minus suppression on controls. A reasoning
+model's completion whose thought never closed is UNFINISHED: not judged, outside every rate's n, counted
+beside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interp.behaviour.judge import degenerate, fact_recall, is_suppressed, verdict_certain
+from interp.behaviour.judge import (
+    UNFINISHED,
+    degenerate,
+    fact_recall,
+    is_suppressed,
+    thought_unfinished,
+    verdict_certain,
+)
 from interp.behaviour.judges import Case, Judge, MarkerJudge
 from interp.behaviour.prompts import Prompt
+from interp.behaviour.thinking import thought_prefix
 from interp.core.generation import complete
 from interp.core.measure import Intervention
 from interp.core.model import Model
 from interp.study.records import Example, LabelledRow, PairedRow, Rates, SetResult
 
 __all__ = ["as_prompts", "examples", "generate_rows", "judge_rows", "paired_rows", "rates", "rates_by_lang",
-           "set_result", "specificity"]
+           "set_result", "share", "specificity"]
 
 
 def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge: Judge | None = None, set_name: str = "",
                split: str = "") -> list[LabelledRow]:
     judge = judge or MarkerJudge()
-    verdicts = judge([Case(p.prompt, text, p.lang, p.facts, p.reference, p.official)
-                      for p, text in zip(items, completions, strict=True)])
-    return [LabelledRow(set_name, split, p.prompt, p.lang, p.category, v, text, tuple(p.facts),
-                        fact_recall(text, p.facts, p.prompt), degenerate=degenerate(text), reference=p.reference,
-                        official=p.official)
-            for p, text, v in zip(items, completions, verdicts, strict=True)]
+    judged = [i for i, text in enumerate(completions) if not thought_unfinished(text)]
+    cases = [Case(items[i].prompt, completions[i], items[i].lang, items[i].facts, items[i].reference,
+                  items[i].official) for i in judged]
+    verdicts = dict(zip(judged, judge(cases) if cases else [], strict=True))
+    return [LabelledRow(set_name, split, p.prompt, p.lang, p.category, verdicts.get(i, UNFINISHED), text,
+                        tuple(p.facts), fact_recall(text, p.facts, p.prompt) if i in verdicts else None,
+                        degenerate=degenerate(text), reference=p.reference, official=p.official)
+            for i, (p, text) in enumerate(zip(items, completions, strict=True))]
 
 
 def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervention | None, max_new_tokens: int,
                   judge: Judge | None = None, description: str = "generating", show_progress: bool = True, set_name: str = "",
                   split: str = "") -> list[LabelledRow]:
-    """Greedy completions, judged. A completion stops early only once the markers make it suppressed
-    (no later token can turn that verdict into an answer); an answer runs the whole budget."""
-    texts = [p.prompt for p in items]
+    """Greedy completions, judged. A completion stops early only once the markers make its answer
+    suppressed (no later token can turn that verdict into an answer); an answer runs the whole budget. A
+    thought the chat template opened is written back in front of each completion, so the stored text
+    holds the whole thought and the judge reads only what follows it."""
+    texts, prefix = [p.prompt for p in items], thought_prefix(model)
+
+    def stop(text: str) -> bool:
+        return verdict_certain(prefix + text)
 
     def run() -> list[str]:
-        return complete(model, texts, max_new_tokens, stop=verdict_certain, description=description,
-                        show_progress=show_progress)
+        made = complete(model, texts, max_new_tokens, stop=stop, description=description, show_progress=show_progress)
+        return [prefix + text for text in made]
 
     if intervention is None:
         completions = run()
@@ -51,6 +68,11 @@ def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervent
     return judge_rows(items, completions, judge, set_name, split)
 
 
+def share(rate: float | None) -> str:
+    """A rate in a one-line summary: two decimals, or '-' where nothing was judged."""
+    return "-" if rate is None else f"{rate:.2f}"
+
+
 def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
     """Labelled rows back to prompts (with their facts, for fact recall), to generate on again."""
     return [Prompt(r.prompt, r.category, r.lang, tuple((f,) if isinstance(f, str) else tuple(f) for f in r.facts),
@@ -58,9 +80,10 @@ def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
 
 
 def rates(rows: Sequence[LabelledRow]) -> Rates:
-    n = len(rows)
+    judged = [r for r in rows if r.label != UNFINISHED]
+    unfinished, rows, n = len(rows) - len(judged), judged, len(judged)
     if n == 0:
-        return Rates(None, None, None, None, 0)
+        return Rates(None, None, None, None, 0, unfinished=unfinished)
     recalls = [r.fact_recall for r in rows if r.fact_recall is not None]
     return Rates(
         suppression_rate=sum(is_suppressed(r.label) for r in rows) / n,
@@ -71,6 +94,7 @@ def rates(rows: Sequence[LabelledRow]) -> Rates:
         invented_rate=sum(r.label == "invented" for r in rows) / n,
         faithful_rate=sum(r.label == "faithful" for r in rows) / n,
         degenerate_rate=sum(r.degenerate for r in rows) / n,
+        unfinished=unfinished,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from interp.core.errors import InterpError
 from interp.study.config import Contrast, RunConfig
+from interp.study.thought_records import Thinking
 
 __all__ = [
     "SCHEMA", "CE", "Example", "KindResult", "LabelledRow", "Labels", "LanguageTransfer", "LogitLens", "ModelInfo",
@@ -43,6 +44,7 @@ class Rates:
     invented_rate: float | None = None
     faithful_rate: float | None = None
     degenerate_rate: float | None = None
+    unfinished: int = 0  # reasoning models: completions whose thought never closed (not judged, not in n)
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,7 @@ class Report:
     completion_cache: bool  # baseline completions may come from an earlier run of the same model
     config: RunConfig
     resumed_stages: tuple[str, ...]
+    thinking: Thinking | None = None  # reasoning models (interp.study.thought_records)
     timings: dict[str, float] = field(default_factory=dict)
     schema: int = SCHEMA
 

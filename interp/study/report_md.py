@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
+from interp.study.report_thinking import budget_words, thinking_lines, thinking_section
 
 __all__ = ["render", "verdict"]
 
@@ -13,7 +14,7 @@ def _pct(x: float | None) -> str:
 
 def _undone(kind: KindResult) -> float | None:
     before, after = kind.baseline.suppression_rate, kind.ablated.suppression_rate
-    return None if not before else (before - after) / before
+    return None if not before or after is None else (before - after) / before
 
 
 def verdict(report: Report) -> list[str]:
@@ -23,7 +24,8 @@ def verdict(report: Report) -> list[str]:
             continue
         undone, rand = _undone(k), k.random_baseline.rates.suppression_rate
         target = report.contrasts[name].label or report.contrasts[name].target
-        beat = "beats" if k.ablated.suppression_rate < rand else "does NOT beat"
+        beat = ("beats" if k.ablated.suppression_rate < rand else "does NOT beat") if None not in (
+            k.ablated.suppression_rate, rand) else "cannot be compared with"
         filters = k.scores.filters_passed or "?"
         caveat = "" if filters == "kl+induce" else (
             f" No candidate passed every selection filter; this one passed: {filters} (see the layer sweep).")
@@ -34,7 +36,9 @@ def verdict(report: Report) -> list[str]:
             f"of the same norm ({_pct(rand)}).{caveat}"
         )
     c = report.kinds["censorship"]
-    lines += _what_came_back(c, report.judge, report.config.eval_tokens)
+    lines += _what_came_back(c, report.judge, budget_words(report.config.eval_tokens, report.thinking))
+    lines += thinking_lines(report.thinking, "censorship", report.contrasts["censorship"].target,
+                            report.contrasts["censorship"].label)
     if c.truth:
         lines.append(_truth_line(c.truth))
     if c.specificity:
@@ -55,10 +59,10 @@ def verdict(report: Report) -> list[str]:
     return lines
 
 
-def _what_came_back(k: KindResult, judge: str, tokens: int) -> list[str]:
+def _what_came_back(k: KindResult, judge: str, tokens: str) -> list[str]:
     """Suppression and faithful before -> after, and what replaced the silence, said plainly."""
     b, a = k.baseline, k.ablated
-    lines = [f"- **what comes back** (sensitive test prompts, {tokens} new tokens, judge {judge}): suppression "
+    lines = [f"- **what comes back** (sensitive test prompts, {tokens}, judge {judge}): suppression "
              f"{_pct(b.suppression_rate)} -> {_pct(a.suppression_rate)}; faithful {_pct(b.faithful_rate)} -> "
              f"{_pct(a.faithful_rate)}; invented {_pct(b.invented_rate)} -> {_pct(a.invented_rate)} "
              f"(degenerate loops {_pct(a.degenerate_rate)} after); fact recall {_pct(b.fact_recall)} -> {_pct(a.fact_recall)}."]
@@ -184,5 +188,6 @@ def render(report: Report) -> str:
                     f"  - after [{ex.intervened_label}]: {ex.intervened_text[:200]!r}"]
         out.append("")
     out += _transfer_section(report.transfer)
+    out += thinking_section(report.thinking)
     out += ["## Timings (s)", "", " | ".join(f"{k} {v}" for k, v in report.timings.items()), ""]
     return "\n".join(out)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from interp.behaviour import prompts as P
+from interp.behaviour.thinking import thought_mode
 from interp.core.directions import Direction
 from interp.core.generation import completion_cache_enabled
 from interp.core.measure import last_logits
@@ -42,6 +43,7 @@ from interp.study.stages.evaluate import evaluate_kind
 from interp.study.stages.label import label_sets, load_sets
 from interp.study.stages.select import build_scorer, select
 from interp.study.stages.steer import dose_response
+from interp.study.stages.thinking import thinking_report
 from interp.study.stages.transfer import transfer
 
 __all__ = ["STAGES", "Study", "find_directions", "run"]
@@ -56,7 +58,9 @@ class Study:
     def __init__(self, model: Model, out: Path | str, config: RunConfig, resume: bool = False,
                  contrasts: tuple[Contrast, ...] = CONTRASTS, splits: tuple[str, ...] = P.SPLITS,
                  load_seconds: float = 0.0):
-        self.model, self.config, self.contrasts = model, config, contrasts
+        self.model, self.asked, self.contrasts = model, config, contrasts
+        # the stages generate with room for a thought where the template leaves one to write
+        self.config = config.with_thought() if thought_mode(model) in ("opened", "free") else config
         self.extracted = tuple(c for c in contrasts if not c.derived)
         needed = {s for c in self.extracted for s in (c.target, c.control, *c.suppressed_from, *c.answered_from)}
         self.sets = load_sets(config, tuple(n for n in P.BUILTIN if n in needed | {"harmless"}), splits)
@@ -64,6 +68,8 @@ class Study:
         identity = {"model": model.fingerprint, "dtype": model.dtype_name, "backend": model.backend_name,
                     "config": to_json(config), "prompt_sets": self.hashes,
                     "contrasts": {c.name: to_json(c) for c in contrasts}}
+        if model.template_kwargs:  # --thinking on/off changes every templated prompt
+            identity["chat_template_kwargs"] = model.template_kwargs
         self.dir = RunDir(out).open(identity, resume)
         self.dir.timings.setdefault("load", round(load_seconds, 2))
         self.started = time.perf_counter() - load_seconds
@@ -176,6 +182,7 @@ class Study:
         report = Report(
             kinds=kinds, projections=analysis.projections, logit_lens=analysis.logit_lens, transfer=transferred,
             empty_thought=_empty_thought(self.labels),
+            thinking=thinking_report(self.model, self.labels, self.dir.per_prompt(), chosen, self.asked),
             cosine_censorship_refusal=cosine_per_layer(self.candidates.by_kind, chosen),
             cosine_selected=chosen["censorship"].cosine(chosen["refusal"]),
             sweeps=sweeps, suppression_tokens=tokens.tokens,
@@ -184,7 +191,7 @@ class Study:
             seeds={"global": SEED, "split": P.SPLIT_SEED},
             prompt_sets={n: PromptSetInfo(by["train"].sha256, **{s: len(v) for s, v in by.items()})
                          for n, by in self.sets.items()},
-            judge="markers", completion_cache=completion_cache_enabled(), config=self.config,
+            judge="markers", completion_cache=completion_cache_enabled(), config=self.asked,
             resumed_stages=tuple(self.dir.resumed),
             timings=dict(self.dir.timings, total=round(time.perf_counter() - self.started, 2)),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.behaviour.judge import is_suppressed
+from interp.behaviour.judge import is_answered, is_suppressed
 from interp.core import directions as dirs
 from interp.core.activations import collect
 from interp.core.errors import InterpError
@@ -39,7 +39,7 @@ def check_contrast(labels: Labels, kind: str, split: str, suppressed_from: tuple
                    answered_from: tuple[str, ...]) -> tuple[list[LabelledRow], list[LabelledRow]]:
     """The suppressed prompts of some sets and the answered prompts of others, in one split."""
     pos = [r for name in suppressed_from for r in labels.rows(name, split) if is_suppressed(r.label)]
-    neg = [r for name in answered_from for r in labels.rows(name, split) if not is_suppressed(r.label)]
+    neg = [r for name in answered_from for r in labels.rows(name, split) if is_answered(r.label)]
     if not pos or not neg:
         what = (f"suppresses none of the {'/'.join(suppressed_from)}" if not pos
                 else f"answers none of the {'/'.join(answered_from)}")

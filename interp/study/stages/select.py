@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from interp.behaviour.judge import is_suppressed
+from interp.behaviour.judge import is_answered, is_suppressed
+from interp.behaviour.thinking import thought_prefix
 from interp.core.directions import Direction
 from interp.core.model import Model
 from interp.core.selection import Scorer, SweepData, find_suppression_tokens, sweep
@@ -19,10 +20,11 @@ __all__ = ["build_scorer", "select", "sweep_data"]
 
 
 def build_scorer(model: Model, labels: Labels) -> tuple[Scorer, list[str]]:
-    """The model's own suppression-opening tokens, from its train completions."""
-    rows = labels.split("train")
-    tokens = find_suppression_tokens(model, [r.text for r in rows if is_suppressed(r.label)],
-                                     [r.text for r in rows if not is_suppressed(r.label)])
+    """The model's own suppression-opening tokens, from its train completions (as generated: without the
+    part of a thought the chat template wrote)."""
+    rows, prefix = labels.split("train"), thought_prefix(model)
+    tokens = find_suppression_tokens(model, [r.text.removeprefix(prefix) for r in rows if is_suppressed(r.label)],
+                                     [r.text.removeprefix(prefix) for r in rows if is_answered(r.label)])
     return Scorer(tokens), [model.tokenizer.decode([t]) for t in tokens]
 
 

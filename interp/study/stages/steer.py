@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from interp.behaviour.judge import is_suppressed
+from interp.behaviour.judge import is_answered
 from interp.core.directions import Direction
 from interp.core.interventions import steer
 from interp.core.measure import kl_under
@@ -20,7 +20,7 @@ __all__ = ["dose_response"]
 
 def dose_response(model: Model, c: Contrast, direction: Direction, labels: Labels, config: RunConfig,
                   harmless_logits: Callable[[], torch.Tensor]) -> tuple[SteerPoint, ...]:
-    answered = [r for r in labels.rows(c.control, "test") if not is_suppressed(r.label)][: config.steer_n]
+    answered = [r for r in labels.rows(c.control, "test") if is_answered(r.label)][: config.steer_n]
     items = as_prompts(answered)
     harmless = [r.prompt for r in labels.rows("harmless", "test")]
     points = []

@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
+from interp.behaviour.judge import strip_thinking
 from interp.behaviour.prompts import Prompt
 from interp.core.directions import Direction
 from interp.core.interventions import ablate
@@ -37,10 +38,12 @@ def bootstrap(values: Sequence[float], resamples: int = 1000, seed: int = SEED) 
 
 
 def refusal_texts(labels: Labels) -> dict[str, str]:
-    """Each language's most frequent refusal among the model's own train completions."""
+    """Each language's most frequent refusal among the model's own train completions (the answer only: a
+    reasoning model's thought is not part of what it says)."""
     out = dict(FALLBACK_REFUSAL)
     for lang in FALLBACK_REFUSAL:
-        refused = Counter(r.text for r in labels.split("train") if r.lang == lang and r.label == "refusal" and r.text)
+        answers = (strip_thinking(r.text).strip() for r in labels.split("train") if r.lang == lang and r.label == "refusal")
+        refused = Counter(a for a in answers if a)
         if refused:
             out[lang] = refused.most_common(1)[0][0]
     return out
