@@ -5,9 +5,10 @@ import sys
 import pytest
 
 from interp.core import embedded
+from interp.core.chat import find_post_instruction_ids
 from interp.core.embedded import EmbeddedModel, Part
 from interp.core.errors import InterpError
-from interp.core.model import find_post_instruction_ids, load_model
+from interp.core.model import load_model
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ import torch
 from interp.core import embedded
 from interp.core.archs import Arch, Writer, arch_for, residual_writers
 from interp.core.backends import BACKENDS, make_backend
-from interp.core.chat import chat_text
+from interp.core.chat import chat_text, find_post_instruction_ids
 from interp.core.errors import InterpError
 from interp.core.thinking_switch import template_kwargs
 from interp.core.types import Backend, ChatBatch, Edit
 
-__all__ = ["DTYPES", "Model", "PROMPT_TOKEN_BUDGET", "check_device", "cpu_has_fast_bf16", "embedded_dir", "find_post_instruction_ids", "fingerprint_dir", "fingerprint_module", "load_model", "prompt_token_budget", "resolve_dtype", "wrap_model"]
+__all__ = ["DTYPES", "Model", "PROMPT_TOKEN_BUDGET", "check_device", "cpu_has_fast_bf16", "embedded_dir", "fingerprint_dir", "fingerprint_module", "load_model", "prompt_token_budget", "resolve_dtype", "wrap_model"]
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 PROMPT_TOKEN_BUDGET = 2048  # templated tokens; benchmarks/prompt_memory.py measures the peak memory at it
@@ -153,25 +153,6 @@ class Model:
             "device": str(self.device),
             "backend": self.backend_name,
         }
-
-
-def find_post_instruction_ids(tokenizer: Any, **template_kwargs: Any) -> list[int]:
-    """Tokens the template puts after the user's text, found by templating a marker and splitting."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise InterpError("the tokenizer has no chat template: interp needs an instruction-tuned chat model")
-    marker = "interp-marker-7"
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": marker}], tokenize=False, add_generation_prompt=True, **template_kwargs
-    )
-    suffix = text[text.rindex(marker) + len(marker) :]
-    full = tokenizer(text, add_special_tokens=False)["input_ids"]
-    alone = tokenizer(suffix, add_special_tokens=False)["input_ids"]
-    n = 0  # the longest common tail: merges across the boundary must not count
-    while n < min(len(full), len(alone)) and full[-1 - n] == alone[-1 - n]:
-        n += 1
-    if n == 0:
-        raise InterpError("could not find the chat template's post-instruction tokens")
-    return list(full[-n:])
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
