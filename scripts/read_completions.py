@@ -1,0 +1,37 @@
+"""Print a run's test completions before and after an intervention, with the judge's labels, to read them by
+hand: python scripts/read_completions.py RUN_DIR [--kind censorship] [--set censored] [--lang zh] [--n 20]
+
+Reading them is how a rate is checked: a suppression rate that falls while the text after the edit is
+invention is a rate of silence, not of truth."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from interp import RunDir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--kind", default="censorship")
+    parser.add_argument("--set", dest="set_name", default=None, help="only this prompt set (e.g. censored)")
+    parser.add_argument("--lang", default=None, help="en | zh")
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--width", type=int, default=110)
+    args = parser.parse_args()
+    rows = [r for r in RunDir(args.run_dir).per_prompt()
+            if r.kind == args.kind and (args.set_name is None or r.set == args.set_name)
+            and (args.lang is None or r.lang == args.lang)]
+    for i, row in enumerate(rows[: args.n], 1):
+        print(f"--- {i}. [{row.set}/{row.lang}/{row.category}] {row.prompt}")
+        for side, label, text in (("before", row.label_before, row.text_before), ("after", row.label_after, row.text_after)):
+            body = textwrap.indent(textwrap.fill(" ".join(text.split()), args.width), "      ")
+            print(f"  {side} [{label}]\n{body}")
+    print(f"({min(len(rows), args.n)} of {len(rows)} rows shown)")
+
+
+if __name__ == "__main__":
+    main()
