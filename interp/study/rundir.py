@@ -29,6 +29,7 @@ from interp.core.atomic import (
     find_non_finite,
 )
 from interp.core.errors import InterpError
+from interp.study.config import RunConfig
 from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json
 from interp.study.schema import upgrade
 
@@ -76,9 +77,8 @@ class RunDir:
         manifest = self.path / MANIFEST
         if resume and manifest.exists():
             stored = self._manifest()
-            if stored["identity"] != identity:
-                old = stored["identity"]
-                differs = sorted(k for k in identity if old.get(k) != identity[k]) or ["identity"]
+            differs = _differences(stored["identity"], identity)
+            if differs:
                 raise InterpError(f"{self.path}: --resume with a different {', '.join(differs)}; use a new --out")
             self.completed = [s for s in stored["completed"] if s != "report"]
             self.timings = dict(stored["timings"])
@@ -251,3 +251,13 @@ class RunDir:
         if bad is not None:
             raise self._unreadable(path, ValueError(f"{bad} holds NaN or infinity"))
         return tensors
+
+
+def _differences(stored: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """The identity keys on which a stored run and this one differ. A RunConfig field the stored run predates
+    reads as its default: the code that began the run behaved as that default, so it is the same run."""
+    old, new = dict(stored), identity
+    if isinstance(old.get("config"), dict) and isinstance(new.get("config"), dict):
+        defaults = json.loads(json.dumps(to_json(RunConfig.make(bool(old["config"].get("quick"))))))
+        old["config"] = {k: defaults[k] for k in new["config"] if k in defaults} | old["config"]
+    return sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
