@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from interp import cli_search
 from interp.cli_options import (
     AffineOpt,
     DeviceOpt,
@@ -120,6 +121,7 @@ def run(
         help="Cap prompts per set and split (e.g. 40 for a 1.5B model on a laptop); default: all")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
+    search_trials: Annotated[int | None, typer.Option(help="Trials of the search stage (`interp search`); default 0: none")] = None,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
     from interp.study.config import RunConfig
@@ -131,7 +133,7 @@ def run(
     out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if eval_tokens is not None and eval_tokens < 1:
         raise InterpError(f"--eval-tokens must be at least 1, got {eval_tokens}")
-    given = {"per_split": per_split, "eval_tokens": eval_tokens}
+    given = {"per_split": per_split, "eval_tokens": eval_tokens, "search_trials": search_trials}
     config = RunConfig.make(quick, method=method, affine=affine, **{k: v for k, v in given.items() if v is not None})
     RunDir.check_claim(out, resume)
     started = time.perf_counter()
@@ -357,6 +359,8 @@ def figures(
     written = make_all(run_dir, out)
     print(f"wrote {len(written)} files to {written[0].parent if written else out}")
 
+
+app.command("search")(cli_search.search)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")

@@ -84,6 +84,10 @@ class RunConfig:
     method: str = _opt("mean_diff", "mean_diff | pca | probe")
     affine: bool = _opt(False, "ablate relative to the answered-set mean instead of to zero")
     transfer: bool = _opt(True, "cross-lingual and cross-kind transfer stage")
+    # 0 for now, in --quick and in full runs alike: a default is chosen once a full run has measured its cost
+    search_trials: int = _opt(0, "trials of the Optuna search over direction, kernel and variant (0: no search stage)")
+    search_n: int = _opt(16, "suppressed validation prompts generated on in each search trial")
+    search_kind: str = _opt("censorship", "the kind whose ablation the search tunes")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,6 +95,12 @@ class RunConfig:
         if self.eval_tokens < 1 or self.label_tokens < 1:
             raise InterpError(f"token budgets must be at least 1 (eval_tokens {self.eval_tokens}, "
                               f"label_tokens {self.label_tokens})")
+        extracted = [c.name for c in CONTRASTS if not c.derived]
+        if self.search_kind not in extracted:
+            raise InterpError(f"unknown search kind {self.search_kind!r}; choose one of {', '.join(extracted)}")
+        if self.search_trials < 0 or self.search_n < 1:
+            raise InterpError(f"search needs search_trials >= 0 and search_n >= 1 (got {self.search_trials}, "
+                              f"{self.search_n})")
         if self.per_split is not None and self.per_split < 4:
             raise InterpError(f"--per-split must be at least 4, got {self.per_split}")
 

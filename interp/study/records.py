@@ -19,6 +19,7 @@ from typing import Any
 
 from interp.core.errors import InterpError
 from interp.study.config import Contrast, RunConfig
+from interp.study.search_records import SearchResult
 
 __all__ = [
     "SCHEMA", "CE", "Example", "KindResult", "LabelledRow", "Labels", "LanguageTransfer", "LogitLens", "ModelInfo",
@@ -311,6 +312,7 @@ class Report:
     resumed_stages: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
     schema: int = SCHEMA
+    search: dict[str, SearchResult] | None = None  # the search stage's, by kind (None: it did not run)
 
 
 def to_json(record: Any) -> Any:

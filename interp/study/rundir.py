@@ -3,9 +3,9 @@ through it and every reader (report, figures, scripts) reads through it, typed.
 
 Files (all written atomically): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
 sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
-report.json + report.md; figures/. manifest.json records the run's identity and its completed stages:
-a resume against a different identity is refused, since mixing stages of two runs would give a report
-that belongs to neither.
+search.json + search.db (Optuna's SQLite study, transactional rather than atomic); report.json + report.md;
+figures/. manifest.json records the run's identity and its completed stages: a resume against a different
+identity is refused, since mixing stages of two runs would give a report that belongs to neither.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from interp.core.errors import InterpError
 from interp.study.config import RunConfig
 from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json
 from interp.study.schema import upgrade
+from interp.study.search_records import SearchResult
 
 __all__ = ["RunDir"]
 
@@ -46,6 +47,7 @@ STAGE_FILES = {
     "steering": ("steering.json",),
     "transfer": ("transfer.json",),
     "analysis": ("analysis.json",),
+    "search": ("search.db", "search.json"),
 }
 
 
@@ -115,6 +117,14 @@ class RunDir:
                         f"--resume cannot continue: delete {self.path} and run again without --resume, "
                         "or choose a new --out")
 
+    def stored(self) -> tuple[dict[str, Any], list[str]]:
+        """The identity and completed stages of the run recorded here, without claiming the directory."""
+        if not (self.path / MANIFEST).is_file():
+            raise InterpError(f"{self.path} holds no run (no {MANIFEST}); pass the directory of an `interp run` "
+                              "or `interp direction`")
+        stored = self._manifest()
+        return stored["identity"], stored["completed"]
+
     def done(self, stage: str) -> bool:
         return stage in self.completed
 
@@ -177,6 +187,18 @@ class RunDir:
 
     def drop_sweep_rows(self) -> None:
         (self.path / SWEEP_CHECKPOINT).unlink(missing_ok=True)
+
+    @property
+    def search_db(self) -> Path:
+        """Optuna's SQLite study (one study per kind): it resumes a killed search."""
+        return self.path / "search.db"
+
+    def write_search(self, results: dict[str, SearchResult]) -> None:
+        self.write_json("search", results)
+
+    def search(self) -> dict[str, SearchResult]:
+        """Each searched kind's result ({} if no search ran here)."""
+        return self.read("search", dict[str, SearchResult]) if (self.path / "search.json").is_file() else {}
 
     def write_json(self, name: str, value: Any) -> None:
         atomic_write_json(self.path / f"{name}.json", to_json(value))
