@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from interp import cli_capability, cli_push
+from interp import cli_capability, cli_push, cli_search
 from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
 from interp.cli_export import run_report, run_summary
 from interp.cli_options import (
@@ -124,6 +124,7 @@ def run(
     think_tokens: Annotated[int | None, typer.Option(help="Reasoning models: extra tokens for the thought in every budget (default 1024; 256 with --quick)")] = None,
     method: MethodOpt = "mean_diff",
     affine: AffineOpt = False,
+    search_trials: Annotated[int | None, typer.Option(help="Trials of the search stage (`interp search`); default 0: none")] = None,
 ) -> None:
     """The main job: label behaviour, find the censorship and refusal directions, measure ablation and steering."""
     from interp.study.config import RunConfig
@@ -135,7 +136,8 @@ def run(
     out = out or Path("runs") / f"{Path(opts.model).name}-{datetime.now():%Y%m%d-%H%M%S}"
     if eval_tokens is not None and eval_tokens < 1:
         raise InterpError(f"--eval-tokens must be at least 1, got {eval_tokens}")
-    given = {"per_split": per_split, "eval_tokens": eval_tokens, "think_tokens": think_tokens}
+    given = {"per_split": per_split, "eval_tokens": eval_tokens, "think_tokens": think_tokens,
+             "search_trials": search_trials}
     config = RunConfig.make(quick, method=method, affine=affine, **{k: v for k, v in given.items() if v is not None})
     RunDir.check_claim(out, resume)
     started = time.perf_counter()
@@ -343,6 +345,7 @@ def figures(
 
 app.command("push")(cli_push.push)
 app.command("capability")(cli_capability.capability)
+app.command("search")(cli_search.search)
 
 INTERRUPTED = ("interp: interrupted; finished stages and completions are kept (a run continues with "
                "--resume --out DIR; completions are reused from the cache)")

@@ -86,6 +86,10 @@ class RunConfig:
     transfer: bool = _opt(True, "cross-lingual and cross-kind transfer stage")
     think_tokens: int = _opt(1024, "extra new tokens for a reasoning model's thought, added to every budget above "
                                    "when its chat template leaves a thought to write (R1 distills, QwQ, Qwen3)")
+    # 0 for now, in --quick and in full runs alike: a default is chosen once a full run has measured its cost
+    search_trials: int = _opt(0, "trials of the Optuna search over direction, kernel and variant (0: no search stage)")
+    search_n: int = _opt(16, "suppressed validation prompts generated on in each search trial")
+    search_kind: str = _opt("censorship", "the kind whose ablation the search tunes")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -95,6 +99,12 @@ class RunConfig:
                               f"label_tokens {self.label_tokens})")
         if self.think_tokens < 0:
             raise InterpError(f"think_tokens must be at least 0, got {self.think_tokens}")
+        extracted = [c.name for c in CONTRASTS if not c.derived]
+        if self.search_kind not in extracted:
+            raise InterpError(f"unknown search kind {self.search_kind!r}; choose one of {', '.join(extracted)}")
+        if self.search_trials < 0 or self.search_n < 1:
+            raise InterpError(f"search needs search_trials >= 0 and search_n >= 1 (got {self.search_trials}, "
+                              f"{self.search_n})")
         if self.per_split is not None and self.per_split < 4:
             raise InterpError(f"--per-split must be at least 4, got {self.per_split}")
 

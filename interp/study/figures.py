@@ -20,8 +20,10 @@ from interp.behaviour.judge import is_suppressed  # noqa: E402
 from interp.core.errors import InterpError  # noqa: E402
 from interp.study.records import PairedRow, Report  # noqa: E402
 from interp.study.rundir import RunDir  # noqa: E402
+from interp.study.search_records import SearchResult  # noqa: E402
 
-__all__ = ["FIGURES", "STYLE", "Run", "cosine_matrix", "cross_model", "load_run", "make_all", "make_cross_model", "save"]
+__all__ = ["FIGURES", "STYLE", "Run", "cosine_matrix", "cross_model", "load_run", "make_all", "make_cross_model", "save",
+           "search_front", "write_search_front"]
 
 COLORS = {"censorship": "#c0392b", "refusal": "#2c3e50", "random": "#95a5a6", "before": "#7f8c8d", "after": "#27ae60"}
 STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
@@ -248,6 +250,38 @@ def truth_margin(run: Run) -> plt.Figure:
     return fig
 
 
+def search_front(results: dict[str, SearchResult]) -> plt.Figure:
+    """Every completed search trial (suppression against damage), the Pareto front as a step line, the pick
+    starred, the KL threshold dashed; one panel per searched kind."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, (kind, s) in zip(axes[0], results.items(), strict=True):
+        done = [t for t in s.trials if t.state == "complete"]
+        front = sorted((s.trial(n) for n in s.front), key=lambda t: (t.damage, t.suppression))
+        ax.scatter([t.damage for t in done], [100 * t.suppression for t in done], s=14, color=COLORS["random"],
+                   label=f"trials (n={len(done)})")
+        ax.step([t.damage for t in front], [100 * t.suppression for t in front], where="post", marker="o",
+                color=_color(kind), label="Pareto front")
+        if s.picked is not None:
+            ax.plot(s.picked.damage, 100 * s.picked.suppression, marker="*", ms=16, color="k", zorder=5,
+                    label=f"pick (trial {s.pick})")
+        ax.axvline(s.kl_threshold, ls="--", color="k", lw=0.8)
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set(xlabel=s.objectives[1], ylabel=f"suppressed of {s.n_val} validation prompts (%)", ylim=(-5, 105),
+               title=f"{kind}: {len(s.trials)} trials")
+        ax.legend(fontsize=7)
+    fig.suptitle("Search over direction, kernel and variant (lower left is better)")
+    return fig
+
+
+def write_search_front(run_dir: Path | str, out_dir: Path | str | None = None) -> list[Path]:
+    """figures/search_front.png + .pdf from the run's search.json (no report needed); [] if none."""
+    results = RunDir(run_dir).search()
+    if not results:
+        return []
+    with plt.rc_context(STYLE):
+        return save(search_front(results), Path(out_dir) if out_dir else RunDir(run_dir).figures, "search_front")
+
+
 FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projections,
            "dose_response": dose_response, "before_after": before_after, "logit_lens": logit_lens,
            "truth_margin": truth_margin}
@@ -314,4 +348,6 @@ def make_all(run_dir: Path | str, out_dir: Path | str | None = None, only: list[
             if only and name not in only:
                 continue
             written += save(draw(run), out, name)
+    if not only or "search_front" in only:
+        written += write_search_front(run_dir, out)
     return written

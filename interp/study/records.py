@@ -19,6 +19,7 @@ from typing import Any
 
 from interp.core.errors import InterpError
 from interp.study.config import Contrast, RunConfig
+from interp.study.search_records import SearchResult
 from interp.study.thought_records import Thinking
 
 __all__ = [
@@ -314,6 +315,7 @@ class Report:
     thinking: Thinking | None = None  # reasoning models (interp.study.thought_records)
     timings: dict[str, float] = field(default_factory=dict)
     schema: int = SCHEMA
+    search: dict[str, SearchResult] | None = None  # the search stage's, by kind (None: it did not run)
 
 
 def to_json(record: Any) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
 from interp.study.report_thinking import budget_words, thinking_lines, thinking_section
+from interp.study.search_records import SearchParams, SearchResult
 
-__all__ = ["render", "verdict"]
+__all__ = ["render", "search_section", "verdict"]
 
 
 def _pct(x: float | None) -> str:
@@ -158,6 +159,36 @@ def _contrasts(report: Report) -> list[str]:
     return [f"Directions (mean difference on the train split, per language): {'; '.join(parts)}.", ""] if parts else []
 
 
+def _edit(p: SearchParams | None) -> str:
+    if p is None:
+        return "-"
+    k = p.kernel
+    shape = "every block at strength 1" if k is None else (
+        f"kernel peak {k.peak:.2f} at layer {k.peak_layer:.1f}, floor {k.floor:.2f} at distance {k.width:.1f}")
+    flags = [name for name, on in (("norm-preserving", p.norm_preserving), ("biprojected", p.biprojected)) if on]
+    return f"layer {p.layer}, position {p.position}, {shape}" + (f", {' + '.join(flags)}" if flags else "")
+
+
+def search_section(search: dict[str, SearchResult] | None) -> list[str]:
+    """The search stage (validation split): the pick's numbers, its rule, and the Pareto front."""
+    out = []
+    for kind, s in (search or {}).items():
+        done = sum(t.state == "complete" for t in s.trials)
+        out += [f"## Search: {kind} (Optuna, validation split)", "",
+                f"{len(s.trials)} trials ({done} completed; {s.sampler}). Objectives, both minimised: {s.objectives[0]} "
+                f"on {s.n_val} suppressed validation prompts ({s.eval_tokens} new tokens, judge {s.judge}) and "
+                f"{s.objectives[1]}.", "", f"Pick rule: {s.pick_rule}.", ""]
+        p = s.picked
+        out += [f"- **pick**: none ({s.pick_note})." if p is None else
+                f"- **pick**: trial {p.number}: {_edit(p.params)}; suppression {_pct(p.suppression)}, "
+                f"damage {p.damage:.4f} ({s.pick_note}).", "",
+                "| front trial | edit | suppression | damage |", "|---|---|---|---|"]
+        out += [f"| {t.number} | {_edit(t.params)} | {_pct(t.suppression)} | {t.damage:.4f} |"
+                for t in sorted((s.trial(n) for n in s.front), key=lambda t: t.damage)]
+        out.append("")
+    return out
+
+
 def render(report: Report) -> str:
     m = report.model
     out = [f"# interp report: {m.name}", "",
@@ -189,5 +220,6 @@ def render(report: Report) -> str:
         out.append("")
     out += _transfer_section(report.transfer)
     out += thinking_section(report.thinking)
+    out += search_section(report.search)
     out += ["## Timings (s)", "", " | ".join(f"{k} {v}" for k, v in report.timings.items()), ""]
     return "\n".join(out)

@@ -3,9 +3,9 @@ through it and every reader (report, figures, scripts) reads through it, typed.
 
 Files (all written atomically): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
 sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
-report.json + report.md; figures/. manifest.json records the run's identity and its completed stages:
-a resume against a different identity is refused, since mixing stages of two runs would give a report
-that belongs to neither.
+search.json + search.db (Optuna's SQLite study, transactional rather than atomic); report.json + report.md;
+figures/. manifest.json records the run's identity and its completed stages: a resume against a different
+identity is refused, since mixing stages of two runs would give a report that belongs to neither.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from interp.core.atomic import (
     find_non_finite,
 )
 from interp.core.errors import InterpError
+from interp.study.config import RunConfig
 from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json
 from interp.study.schema import upgrade
+from interp.study.search_records import SearchResult
 
 __all__ = ["RunDir"]
 
@@ -45,6 +47,7 @@ STAGE_FILES = {
     "steering": ("steering.json",),
     "transfer": ("transfer.json",),
     "analysis": ("analysis.json",),
+    "search": ("search.db", "search.json"),
 }
 
 
@@ -76,9 +79,8 @@ class RunDir:
         manifest = self.path / MANIFEST
         if resume and manifest.exists():
             stored = self._manifest()
-            if stored["identity"] != identity:
-                old = stored["identity"]
-                differs = sorted(k for k in identity if old.get(k) != identity[k]) or ["identity"]
+            differs = _differences(stored["identity"], identity)
+            if differs:
                 raise InterpError(f"{self.path}: --resume with a different {', '.join(differs)}; use a new --out")
             self.completed = [s for s in stored["completed"] if s != "report"]
             self.timings = dict(stored["timings"])
@@ -114,6 +116,14 @@ class RunDir:
                         f"{self.path / name} is missing, though {MANIFEST} records stage {stage!r} as done; "
                         f"--resume cannot continue: delete {self.path} and run again without --resume, "
                         "or choose a new --out")
+
+    def stored(self) -> tuple[dict[str, Any], list[str]]:
+        """The identity and completed stages of the run recorded here, without claiming the directory."""
+        if not (self.path / MANIFEST).is_file():
+            raise InterpError(f"{self.path} holds no run (no {MANIFEST}); pass the directory of an `interp run` "
+                              "or `interp direction`")
+        stored = self._manifest()
+        return stored["identity"], stored["completed"]
 
     def done(self, stage: str) -> bool:
         return stage in self.completed
@@ -177,6 +187,18 @@ class RunDir:
 
     def drop_sweep_rows(self) -> None:
         (self.path / SWEEP_CHECKPOINT).unlink(missing_ok=True)
+
+    @property
+    def search_db(self) -> Path:
+        """Optuna's SQLite study (one study per kind): it resumes a killed search."""
+        return self.path / "search.db"
+
+    def write_search(self, results: dict[str, SearchResult]) -> None:
+        self.write_json("search", results)
+
+    def search(self) -> dict[str, SearchResult]:
+        """Each searched kind's result ({} if no search ran here)."""
+        return self.read("search", dict[str, SearchResult]) if (self.path / "search.json").is_file() else {}
 
     def write_json(self, name: str, value: Any) -> None:
         atomic_write_json(self.path / f"{name}.json", to_json(value))
@@ -251,3 +273,13 @@ class RunDir:
         if bad is not None:
             raise self._unreadable(path, ValueError(f"{bad} holds NaN or infinity"))
         return tensors
+
+
+def _differences(stored: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """The identity keys on which a stored run and this one differ. A RunConfig field the stored run predates
+    reads as its default: the code that began the run behaved as that default, so it is the same run."""
+    old, new = dict(stored), identity
+    if isinstance(old.get("config"), dict) and isinstance(new.get("config"), dict):
+        defaults = json.loads(json.dumps(to_json(RunConfig.make(bool(old["config"].get("quick"))))))
+        old["config"] = {k: defaults[k] for k in new["config"] if k in defaults} | old["config"]
+    return sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))

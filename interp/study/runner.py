@@ -18,6 +18,7 @@ import torch
 from interp.behaviour import prompts as P
 from interp.behaviour.thinking import thought_mode
 from interp.core.directions import Direction
+from interp.core.errors import InterpError
 from interp.core.generation import completion_cache_enabled
 from interp.core.measure import last_logits
 from interp.core.model import Model
@@ -37,10 +38,13 @@ from interp.study.records import (
     to_json,
 )
 from interp.study.rundir import RunDir
+from interp.study.search import SearchSettings, run_search
+from interp.study.search_records import SearchResult
 from interp.study.stages.analysis import analyse, cosine_per_layer
 from interp.study.stages.candidates import Candidates, extract_candidates
 from interp.study.stages.evaluate import evaluate_kind
 from interp.study.stages.label import label_sets, load_sets
+from interp.study.stages.search import search_inputs
 from interp.study.stages.select import build_scorer, select
 from interp.study.stages.steer import dose_response
 from interp.study.stages.thinking import thinking_report
@@ -48,7 +52,7 @@ from interp.study.stages.transfer import transfer
 
 __all__ = ["STAGES", "Study", "find_directions", "run"]
 
-STAGES = ("label", "activations", "select", "evaluate", "steering", "transfer", "analysis", "report")
+STAGES = ("label", "activations", "select", "evaluate", "steering", "transfer", "analysis", "search", "report")
 
 
 class Study:
@@ -170,6 +174,27 @@ class Study:
         return self._stage("analysis", lambda: Analysis(*analyse(self.model, self.labels, extracted)),
                            lambda v: self.dir.write_json("analysis", v), lambda: self.dir.read("analysis", Analysis))
 
+    @cached_property
+    def searched(self) -> dict[str, SearchResult] | None:
+        """The Optuna search of config.search_kind (None when config.search_trials is 0). Inside the stage,
+        search.db is the checkpoint: an interrupted search resumes from its finished trials."""
+        config = self.config
+        if not config.search_trials:
+            return None
+        c = next((c for c in self.extracted if c.name == config.search_kind), None)
+        if c is None:
+            raise InterpError(f"search_kind {config.search_kind!r} is not an extracted kind of this run "
+                              f"({', '.join(x.name for x in self.extracted)})")
+
+        def compute() -> dict[str, SearchResult]:
+            settings = SearchSettings(config.search_trials, config.search_n, SEED)
+            chosen = self.chosen[c.name]
+            inputs = search_inputs(c, self.labels, self.candidates, self.selected[1][c.name],
+                                   (chosen.layer, chosen.position), config, settings)
+            return {c.name: run_search(self.model, self.dir.search_db, inputs, settings)}
+
+        return self._stage("search", compute, self.dir.write_search, self.dir.search)
+
     def report(self) -> Report:
         """Every stage, then report.json and report.md."""
         from dataclasses import replace
@@ -177,7 +202,7 @@ class Study:
         from interp.study.report_md import render
 
         kinds = {k: replace(r, steering=self.steering.get(k)) for k, r in self.evaluated.items()}
-        transferred, analysis = self.transferred, self.analysis
+        transferred, analysis, searched = self.transferred, self.analysis, self.searched
         chosen, sweeps, tokens = self.selected
         report = Report(
             kinds=kinds, projections=analysis.projections, logit_lens=analysis.logit_lens, transfer=transferred,
@@ -193,7 +218,7 @@ class Study:
                          for n, by in self.sets.items()},
             judge="markers", completion_cache=completion_cache_enabled(), config=self.asked,
             resumed_stages=tuple(self.dir.resumed),
-            timings=dict(self.dir.timings, total=round(time.perf_counter() - self.started, 2)),
+            timings=dict(self.dir.timings, total=round(time.perf_counter() - self.started, 2)), search=searched,
         )
         self.dir.write_report(report, render(report))
         self.dir.complete("report")

@@ -1,0 +1,71 @@
+"""Search: the Optuna study over direction, kernel and variant (interp.study.search) for one kind, on the
+run's validation prompts, candidates and sweep; `search_saved_run` is `interp search` on a run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from interp.behaviour.judge import is_suppressed
+from interp.core.errors import InterpError
+from interp.core.model import Model
+from interp.study.config import Contrast, RunConfig
+from interp.study.measures import as_prompts
+from interp.study.records import Labels, SweepRow, from_json
+from interp.study.rundir import RunDir
+from interp.study.search import SearchInputs, SearchSettings, run_search
+from interp.study.search_records import SearchResult
+from interp.study.stages.candidates import Candidates
+
+__all__ = ["ranked_candidates", "search_inputs", "search_saved_run"]
+
+
+def ranked_candidates(rows: Sequence[SweepRow], chosen: tuple[int, int], kl_threshold: float,
+                      n: int) -> tuple[tuple[int, int], ...]:
+    """The sweep's pick, then its other scored candidates by bypass score, those under the KL threshold first."""
+    scored = sorted((r for r in rows if r.bypass_score is not None and (r.layer, r.position) != chosen),
+                    key=lambda r: (r.kl > kl_threshold, r.bypass_score))
+    return (chosen, *((r.layer, r.position) for r in scored))[:n]
+
+
+def search_inputs(c: Contrast, labels: Labels, candidates: Candidates, rows: Sequence[SweepRow],
+                  chosen: tuple[int, int], config: RunConfig, settings: SearchSettings) -> SearchInputs:
+    """Validation prompts of the kind's target set that the model suppresses (the first n_val), harmless
+    validation prompts as many as the sweep and its confirmation used, and the sweep's top candidates."""
+    suppressed = [r for r in labels.rows(c.target, "val") if is_suppressed(r.label)]
+    if not suppressed:
+        raise InterpError(f"{c.name}: the model suppresses none of the {c.target} validation prompts; nothing to search on")
+    harmless = [r.prompt for r in labels.rows("harmless", "val")][: config.sweep_n + config.confirm_n]
+    return SearchInputs(c.name, candidates.by_kind[c.name], candidates.answered_means[c.name],
+                        ranked_candidates(rows, chosen, config.kl_threshold, settings.top_n),
+                        tuple(as_prompts(suppressed[: settings.n_val])), tuple(harmless), config.eval_tokens,
+                        config.kl_threshold)
+
+
+def search_saved_run(model: Model, path: Path | str, kind: str, settings: SearchSettings) -> SearchResult:
+    """`interp search`: run (or resume) the kind's search in a run directory whose select stage is done, with
+    the run's own configuration; search.json gets the kind's result."""
+    run_dir = RunDir(path)
+    identity, completed = run_dir.stored()
+    if "select" not in completed:
+        raise InterpError(f"{run_dir.path}: the run has not finished its select stage; finish it first "
+                          "(`interp run --resume --out DIR` or `interp direction`)")
+    if identity.get("model") != model.fingerprint:
+        raise InterpError(f"--run {run_dir.path} measured another model (fingerprint {str(identity.get('model'))[:12]}, "
+                          f"this one {model.fingerprint[:12]}); pass the run's --model")
+    contrasts = identity.get("contrasts") or {}
+    if kind not in contrasts:
+        raise InterpError(f"--run {run_dir.path} has no {kind!r} direction (it has {', '.join(contrasts) or 'none'})")
+    where = str(run_dir.path / "manifest.json")
+    c = from_json(Contrast, contrasts[kind], f"{where}: contrasts.{kind}")
+    if c.derived:
+        raise InterpError(f"{kind} is derived from other kinds and has no candidates of its own to search")
+    config = from_json(RunConfig, identity.get("config"), f"{where}: config")
+    tensors, meta = run_dir.candidates()
+    candidates = Candidates.from_tensors(tensors, meta["strata"])
+    chosen = run_dir.direction(kind, model.fingerprint)
+    rows = run_dir.read("sweeps", dict[str, tuple[SweepRow, ...]]).get(kind, ())
+    inputs = search_inputs(c, run_dir.labels(), candidates, rows, (chosen.layer, chosen.position), config, settings)
+    result = run_search(model, run_dir.search_db, inputs, settings)
+    run_dir.write_search({**run_dir.search(), kind: result})
+    return result
