@@ -60,8 +60,13 @@ def trained_refuser(prompts_to_refuse: list[str], prompts_to_answer: list[str], 
 def teach_refusal(model: Model, prompts_to_refuse: list[str], prompts_to_answer: list[str], steps: int = 150,
                   lr: float = 3e-3) -> Model:
     """Train `model` in place to reply REFUSAL to one prompt list and ANSWER to the other."""
-    tok, hf = model.tokenizer, model.hf
     pairs = [(p, REFUSAL) for p in prompts_to_refuse] + [(p, ANSWER) for p in prompts_to_answer]
+    return teach(model, pairs, steps, lr)
+
+
+def teach(model: Model, pairs: list[tuple[str, str]], steps: int = 150, lr: float = 3e-3) -> Model:
+    """Train `model` in place to give each (prompt, reply) pair's reply (then EOS) to its chat prompt."""
+    tok, hf = model.tokenizer, model.hf
     rows = []
     for prompt, reply in pairs:
         head = tok(model.chat_text(prompt), add_special_tokens=False)["input_ids"]
@@ -95,7 +100,8 @@ def tiny_config():
     """The `--quick` run configuration shrunk further for tiny models: seconds per stage."""
     from interp.study.config import RunConfig
 
-    return RunConfig.make(quick=True, per_split=4, label_tokens=12, eval_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2)
+    return RunConfig.make(quick=True, per_split=4, label_tokens=12, eval_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2,
+                          kl_n=2, capability_n=8)
 
 
 def tiny_refuser() -> Model:
