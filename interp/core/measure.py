@@ -1,5 +1,6 @@
-"""Measurements on a model that need no judge: next-token logits, KL between distributions, and the
-cross-entropy of given continuations (teacher-forced), each under whatever edits are active."""
+"""Measurements on a model that need no judge: next-token logits, KL between distributions (at the first
+token, and along a continuation), and the cross-entropy of given continuations (teacher-forced), each under
+whatever edits are active."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from interp.core.generation import length_batches
+from interp.core.errors import InterpError
+from interp.core.generation import complete, length_batches
 from interp.core.model import Model
 from interp.core.types import ChatBatch
 
-__all__ = ["Intervention", "continuation_ce", "continuation_logprob", "continuation_nll", "kl_under", "last_logits", "mean_kl"]
+__all__ = ["Intervention", "continuation_ce", "continuation_kl", "continuation_logprob", "continuation_nll", "kl_under",
+           "last_logits", "mean_kl"]
 
 Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each call, e.g. lambda: ablate(m, d)
 
@@ -43,6 +46,26 @@ def kl_under(model: Model, prompts: Sequence[str], intervention: Intervention,
     return mean_kl(base, new)
 
 
+def _teacher_forced(model: Model, prompts: Sequence[str], tails: Sequence[list[int]]) -> ChatBatch:
+    """Each chat prompt followed by its tail's token ids, left padded so every row ends at the last column."""
+    tok = model.tokenizer
+    rows = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] + t for p, t in zip(prompts, tails, strict=True)]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
+    return ChatBatch(ids, mask).to(model.device)
+
+
+def _all_logits(model: Model, batch: ChatBatch, intervention: Intervention | None) -> torch.Tensor:
+    if intervention is None:
+        return model.backend.run(batch, logits="all").logits
+    with intervention():
+        return model.backend.run(batch, logits="all").logits
+
+
 @torch.no_grad()
 def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequence[str],
                      intervention: Intervention | None = None, batch_size: int = 16) -> list[tuple[float, int]]:
@@ -51,25 +74,47 @@ def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequen
     out: list[tuple[float, int]] = []
     tok = model.tokenizer
     for start in range(0, len(prompts), batch_size):
-        heads = [model.chat_text(p) for p in prompts[start : start + batch_size]]
         tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations[start : start + batch_size]]
-        rows = [tok(h, add_special_tokens=False)["input_ids"] + t for h, t in zip(heads, tails, strict=True)]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r)
-            mask[i, width - len(r) :] = 1
-        batch = ChatBatch(ids, mask).to(model.device)
-        if intervention is None:
-            logits = model.backend.run(batch, logits="all").logits
-        else:
-            with intervention():
-                logits = model.backend.run(batch, logits="all").logits
+        batch = _teacher_forced(model, prompts[start : start + batch_size], tails)
+        logits = _all_logits(model, batch, intervention)
         logp = torch.log_softmax(logits[:, :-1].float(), -1)  # [batch, seq - 1, vocab]
         nll = -logp.gather(-1, batch.input_ids[:, 1:, None])[..., 0]  # [batch, seq - 1]
         out += [(float(nll[i, -len(tail) :].sum()), len(tail)) if tail else (0.0, 0) for i, tail in enumerate(tails)]
     return out
+
+
+@torch.no_grad()
+def continuation_kl(model: Model, prompts: Sequence[str], intervention: Intervention,
+                    continuations: Sequence[str] | None = None, tokens: int = 32, batch_size: int = 8) -> float:
+    """Mean KL(base || edited) per token along the first `tokens` next-token distributions of each prompt's
+    continuation, teacher-forced: at the end of the chat prompt (the first-token KL) and after each of the
+    continuation's first `tokens` - 1 tokens. The base is the model as it stands; the edited model is it
+    under `intervention`. `continuations`: the base model's own greedy ones, generated here if not given
+    (`complete`, before any edit), so the edited model is judged on the text the base model would write.
+    Averaged over every (prompt, position) pair; a continuation that ended sooner contributes fewer."""
+    if tokens < 1:
+        raise InterpError(f"tokens must be at least 1, got {tokens}")
+    if not prompts:
+        raise InterpError("multi-token KL needs at least one prompt")
+    if continuations is not None and len(continuations) != len(prompts):
+        raise InterpError(f"{len(continuations)} continuations for {len(prompts)} prompts")
+    if continuations is None:
+        continuations = complete(model, prompts, tokens, description="base continuations")
+    tok = model.tokenizer
+    total, count = 0.0, 0
+    for start in range(0, len(prompts), batch_size):
+        tails = [tok(c, add_special_tokens=False)["input_ids"][: tokens - 1]
+                 for c in continuations[start : start + batch_size]]
+        batch = _teacher_forced(model, prompts[start : start + batch_size], tails)
+        compared = 1 + max(len(t) for t in tails)  # positions per row, right-aligned: the last `compared`
+        base = torch.log_softmax(_all_logits(model, batch, None)[:, -compared:].float(), -1)  # [batch, compared, vocab]
+        new = torch.log_softmax(_all_logits(model, batch, intervention)[:, -compared:].float(), -1)
+        kl = (base.exp() * (base - new)).sum(-1)  # [batch, compared]
+        column = torch.arange(compared)
+        used = torch.stack([column >= compared - 1 - len(t) for t in tails]).to(kl.device)  # [batch, compared]
+        total += float(kl[used].sum())
+        count += int(used.sum())
+    return total / count
 
 
 def continuation_ce(model: Model, prompts: Sequence[str], continuations: Sequence[str],
