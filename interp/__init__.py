@@ -12,6 +12,8 @@ from typing import Any
 # does not pay for torch and transformers.
 _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "make_judge": ("interp.behaviour.judges", "make_judge"),
+    "capability_accuracy": ("interp.behaviour.capability", "capability_accuracy"),
+    "load_capability": ("interp.behaviour.capability", "load_capability"),
     "Prompt": ("interp.behaviour.prompts", "Prompt"),
     "PromptSet": ("interp.behaviour.prompts", "PromptSet"),
     "load_prompts": ("interp.behaviour.prompts", "load"),
@@ -26,6 +28,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "orthogonalize": ("interp.core.interventions", "orthogonalize"),
     "steer": ("interp.core.interventions", "steer"),
     "continuation_ce": ("interp.core.measure", "continuation_ce"),
+    "continuation_kl": ("interp.core.measure", "continuation_kl"),
     "kl_under": ("interp.core.measure", "kl_under"),
     "last_logits": ("interp.core.measure", "last_logits"),
     "mean_kl": ("interp.core.measure", "mean_kl"),
@@ -52,6 +55,7 @@ __all__ = [
     "continuation_ce", "find_directions", "kl_under", "last_logits", "load_direction", "load_model",
     "load_prompts", "make_judge", "mean_kl", "orthogonalize", "records", "run", "save_directions", "steer",
     "wrap_model",
+    "capability_accuracy", "continuation_kl", "load_capability",  # damage beyond first-token KL
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from interp.study.damage import summary
+from interp.study.damage_records import Damage
 from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
 
 __all__ = ["render", "verdict"]
@@ -33,6 +35,10 @@ def verdict(report: Report) -> list[str]:
             f"({_pct(undone)} of it undone) at harmless KL {k.kl_harmless:.3f}; it {beat} a random direction "
             f"of the same norm ({_pct(rand)}).{caveat}"
         )
+    damaged = [f"{name}: {summary(k.damage)}" for name, k in report.kinds.items()
+               if k.damage and not report.contrasts[name].derived]
+    if damaged:
+        lines.append(f"- **damage beyond the first token** (harmless continuations, capability probe): {'; '.join(damaged)}.")
     c = report.kinds["censorship"]
     lines += _what_came_back(c, report.judge, report.config.eval_tokens)
     if c.truth:
@@ -148,6 +154,21 @@ def _table(kind: KindResult) -> list[str]:
     return rows
 
 
+def _damage(kind: KindResult, damage: Damage) -> list[str]:
+    """Damage beyond the first-token KL: capability and degenerate shares before/after, then multi-token KL."""
+    rows = ["Damage beyond the first-token KL:", "", "| measure | n | before | after |", "|---|---|---|---|"]
+    b, a = damage.capability_before, damage.capability_after
+    if b and a:
+        rows.append(f"| capability probe accuracy | {b.n} | {_pct(b.accuracy)} | {_pct(a.accuracy)} |")
+        rows += [f"| capability probe, {lang} | | {_pct(v)} | {_pct(a.by_lang.get(lang))} |" for lang, v in b.by_lang.items()]
+    rows += [f"| degenerate (looping) completions, {name} | {r.baseline['all'].n} | {_pct(r.baseline['all'].degenerate_rate)} | "
+             f"{_pct(r.ablated['all'].degenerate_rate)} |" for name, r in kind.sets.items()]
+    if damage.kl_per_token is not None:
+        rows += ["", f"KL per token over the first {damage.tokens} tokens of the base model's own greedy continuations "
+                 f"of {damage.n} harmless prompts (teacher-forced): {damage.kl_per_token:.4f}."]
+    return rows + [""]
+
+
 def _contrasts(report: Report) -> list[str]:
     parts = [f"{c.name} = suppressed {' + '.join(c.suppressed_from)} minus answered {' + '.join(c.answered_from)}"
              for c in report.contrasts.values() if not c.derived]
@@ -165,6 +186,8 @@ def render(report: Report) -> str:
                 f"Harmless first-token KL {k.kl_harmless:.4f}; CE of base continuations {k.ce_harmless.base:.3f} -> "
                 f"{k.ce_harmless.ablated:.3f} nats/token. Random direction: suppression "
                 f"{_pct(k.random_baseline.rates.suppression_rate)}, KL {k.random_baseline.kl_harmless:.4f}.", ""]
+        if k.damage:
+            out += _damage(k, k.damage)
         if k.truth:
             out += ["Truth margin (teacher-forced mean log-prob per token; 95% bootstrap interval over prompts):", "",
                     "| margin | lang | n | before | after | change [95% CI] |", "|---|---|---|---|---|---|"]
