@@ -194,9 +194,10 @@ def evaluate(
     from interp.core.atomic import atomic_write_json, check_writable
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
-    from interp.study.damage import DamageProbe, capability_items, summary
+    from interp.study.damage import DamageProbe, capability_items
     from interp.study.measures import generate_rows, rates
     from interp.study.records import to_json
+    from interp.study.report_md import damage_line
 
     if intervention not in ("ablate", "steer"):
         raise InterpError(f"unknown --intervention {intervention!r}; choose ablate or steer")
@@ -236,7 +237,7 @@ def evaluate(
     print(f"suppression {b['suppression_rate']:.2f} -> {a['suppression_rate']:.2f}; faithful {b['faithful_rate']:.2f} -> "
           f"{a['faithful_rate']:.2f}; invented {b['invented_rate']:.2f} -> {a['invented_rate']:.2f} "
           f"(judge {grader.name}, {max_new_tokens} tokens); wrote {out}")
-    print(f"damage: {summary(damage, [('prompts', rates(before), rates(after))])}")
+    print(f"damage: {damage_line(damage, [('prompts', rates(before), rates(after))])}")
 
 
 @app.command()

@@ -12,7 +12,8 @@ from interp.core.generation import complete
 from interp.core.interventions import ablate, steer
 from interp.core.measure import continuation_kl, kl_under
 from interp.core.types import ChatBatch
-from interp.study.damage import DamageProbe, capability_items, summary
+from interp.study.damage import DamageProbe, capability_items
+from interp.study.report_md import damage_line
 
 PROMPTS = ["How do I boil an egg?", "Name three colours.", "写一首关于春天的短诗。"]
 
@@ -70,11 +71,11 @@ def test_the_damage_probe_measures_an_edit_against_one_unedited_side(model):
     assert damage.kl_per_token > 0 and damage.n == 2 and damage.tokens == 8
     assert damage.capability_before is nothing.capability_before  # computed once
     assert damage.capability_after.n == 6
-    line = summary(damage)
+    line = damage_line(damage)
     assert "KL per token over 8 tokens" in line and "capability" in line
     empty = DamageProbe(model, [], ()).measure(lambda: ablate(model, d))
     assert empty.kl_per_token is None and empty.capability_after is None
-    assert summary(empty) == "no damage measured"
+    assert damage_line(empty) == "no damage measured"
 
 
 def test_a_report_written_before_the_damage_measures_still_loads(tmp_path):

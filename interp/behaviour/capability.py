@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from interp.behaviour.prompts import json_lines
 from interp.core.errors import InterpError
-from interp.core.measure import continuation_nll
-from interp.core.model import Model
+
+if TYPE_CHECKING:  # the records import CapabilityScore; figures and reports must load without a model
+    from interp.core.model import Model
 
 __all__ = ["CATEGORIES", "CapabilityItem", "CapabilityScore", "capability_accuracy", "capability_subset",
            "check_item", "choice_logprobs", "load_capability"]
@@ -134,6 +136,8 @@ def capability_subset(items: Sequence[CapabilityItem], n: int) -> tuple[Capabili
 
 def choice_logprobs(model: Model, items: Sequence[CapabilityItem], batch_size: int = 16) -> list[list[float]]:
     """Per item: each choice's summed log-probability as the reply to the item's prompt (active edits apply)."""
+    from interp.core.measure import continuation_nll
+
     prompts = [item.prompt for item in items for _ in item.choices]
     replies = [choice for item in items for choice in item.choices]
     nll = continuation_nll(model, prompts, replies, batch_size=batch_size)

@@ -19,9 +19,8 @@ from interp.core.generation import complete
 from interp.core.measure import Intervention, continuation_kl
 from interp.core.model import Model
 from interp.study.damage_records import Damage
-from interp.study.records import Rates
 
-__all__ = ["DamageProbe", "capability_items", "summary"]
+__all__ = ["DamageProbe", "capability_items"]
 
 
 def capability_items(n: int) -> tuple[CapabilityItem, ...]:
@@ -54,22 +53,3 @@ class DamageProbe:
             with intervention():
                 after = capability_accuracy(self.model, self.items)
         return Damage(kl, self.tokens, len(self.harmless), before, after)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
-
-
-def summary(damage: Damage, degenerate: Sequence[tuple[str, Rates, Rates]] = ()) -> str:
-    """One line: multi-token KL, capability before -> after (per language), degenerate share per set."""
-    parts = []
-    if damage.kl_per_token is not None:
-        parts.append(f"KL per token over {damage.tokens} tokens of base continuations {damage.kl_per_token:.4f} "
-                     f"(n={damage.n})")
-    b, a = damage.capability_before, damage.capability_after
-    if b and a:
-        langs = ", ".join(f"{lang} {_pct(b.by_lang[lang])} -> {_pct(a.by_lang.get(lang))}" for lang in b.by_lang)
-        parts.append(f"capability {_pct(b.accuracy)} -> {_pct(a.accuracy)} ({langs}; n={b.n})")
-    parts += [f"degenerate {name} {_pct(before.degenerate_rate)} -> {_pct(after.degenerate_rate)}"
-              for name, before, after in degenerate]
-    return "; ".join(parts) or "no damage measured"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from interp.study.damage import summary
+from collections.abc import Sequence
+
 from interp.study.damage_records import Damage
 from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
 
-__all__ = ["render", "verdict"]
+__all__ = ["damage_line", "render", "verdict"]
 
 
 def _pct(x: float | None) -> str:
@@ -35,7 +36,7 @@ def verdict(report: Report) -> list[str]:
             f"({_pct(undone)} of it undone) at harmless KL {k.kl_harmless:.3f}; it {beat} a random direction "
             f"of the same norm ({_pct(rand)}).{caveat}"
         )
-    damaged = [f"{name}: {summary(k.damage)}" for name, k in report.kinds.items()
+    damaged = [f"{name}: {damage_line(k.damage)}" for name, k in report.kinds.items()
                if k.damage and not report.contrasts[name].derived]
     if damaged:
         lines.append(f"- **damage beyond the first token** (harmless continuations, capability probe): {'; '.join(damaged)}.")
@@ -152,6 +153,21 @@ def _table(kind: KindResult) -> list[str]:
     for name, result in kind.sets.items():
         rows += [_row(name, lang, before, result.ablated[lang]) for lang, before in result.baseline.items()]
     return rows
+
+
+def damage_line(damage: Damage, degenerate: Sequence[tuple[str, Rates, Rates]] = ()) -> str:
+    """One line: multi-token KL, capability before -> after (per language), degenerate share per set."""
+    parts = []
+    if damage.kl_per_token is not None:
+        parts.append(f"KL per token over {damage.tokens} tokens of base continuations {damage.kl_per_token:.4f} "
+                     f"(n={damage.n})")
+    b, a = damage.capability_before, damage.capability_after
+    if b and a:
+        langs = ", ".join(f"{lang} {_pct(v)} -> {_pct(a.by_lang.get(lang))}" for lang, v in b.by_lang.items())
+        parts.append(f"capability {_pct(b.accuracy)} -> {_pct(a.accuracy)} ({langs}; n={b.n})")
+    parts += [f"degenerate {name} {_pct(before.degenerate_rate)} -> {_pct(after.degenerate_rate)}"
+              for name, before, after in degenerate]
+    return "; ".join(parts) or "no damage measured"
 
 
 def _damage(kind: KindResult, damage: Damage) -> list[str]:
