@@ -1,6 +1,6 @@
 """Evaluate: each chosen direction ablated on the test split of its target and control sets, against a
 random direction of the same norm, with the damage on harmless prompts (first-token KL, the cross-entropy
-of the base model's own continuations, the KL per token along them, and the capability probe; the sets'
+of the base model's own continuations, the KL per token along its own 32-token ones, and the capability probe; the sets'
 rates carry the share of degenerate completions) and, where the prompts carry reference and official
 answers, the truth margin."""
 
