@@ -12,6 +12,8 @@ from typing import Any
 # does not pay for torch and transformers.
 _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "make_judge": ("interp.behaviour.judges", "make_judge"),
+    "capability_accuracy": ("interp.behaviour.capability", "capability_accuracy"),
+    "load_capability": ("interp.behaviour.capability", "load_capability"),
     "Prompt": ("interp.behaviour.prompts", "Prompt"),
     "PromptSet": ("interp.behaviour.prompts", "PromptSet"),
     "load_prompts": ("interp.behaviour.prompts", "load"),
@@ -29,6 +31,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "steer": ("interp.core.interventions", "steer"),
     "run_lm_eval": ("interp.core.lm_eval_adapter", "run_lm_eval"),
     "continuation_ce": ("interp.core.measure", "continuation_ce"),
+    "continuation_kl": ("interp.core.measure", "continuation_kl"),
     "kl_under": ("interp.core.measure", "kl_under"),
     "last_logits": ("interp.core.measure", "last_logits"),
     "mean_kl": ("interp.core.measure", "mean_kl"),
@@ -62,6 +65,7 @@ __all__ = [
     "wrap_model",
     "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
     "TransformersEngine", "VLLMEngine",  # interp.core.engines
+    "capability_accuracy", "continuation_kl", "load_capability",  # damage beyond first-token KL
 ]
 
 

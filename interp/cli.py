@@ -185,7 +185,7 @@ def evaluate(
     direction: Annotated[Path | None, typer.Option(help="DIR/directions.safetensors (or its directory); without "
                                                         "it, the model is evaluated as it is (an export)")] = None,
     kind: Annotated[str | None, typer.Option(help="Which direction in the file: censorship | refusal | ...")] = None,
-    harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (harmless set or file)")] = None,
+    harmless: Annotated[str | None, typer.Option(help="Prompts for first-token KL (all) and multi-token KL (32 of them)")] = None,
     intervention: Annotated[str, typer.Option(help="ablate | steer")] = "ablate",
     coef: Annotated[float, typer.Option(help="Steering coefficient (x raw mean difference)")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per prompt (long enough to tell invention "
@@ -194,17 +194,20 @@ def evaluate(
     allow_other_model: Annotated[bool, typer.Option(help="Use a direction made on another model")] = False,
     engine: EngineOpt = "transformers",
     tensor_parallel: TensorParallelOpt = 1,
+    capability_n: Annotated[int, typer.Option(help="Capability-probe items scored before and after (0: skip)")] = 200,
 ) -> None:
-    """Evaluate an intervention on any prompt file: suppression and fact recall before and after (or, without
-    --direction, of the model as it is, e.g. an export, on either engine)."""
+    """Evaluate an intervention on any prompt file: suppression, fact recall and damage before and after (or,
+    without --direction, the model as it is, e.g. an export, on either engine)."""
     from interp.behaviour import prompts as P
     from interp.behaviour.judges import make_judge
     from interp.core import directions as dirs
     from interp.core.atomic import atomic_write_json, check_writable
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
+    from interp.study.damage import DamageProbe, capability_items
     from interp.study.measures import generate_rows, rates, share
     from interp.study.records import to_json
+    from interp.study.report_md import damage_line
 
     if without_hooks(engine, tensor_parallel, direction, kind, harmless, intervention, coef):
         return evaluate_as_is(opts, engine, tensor_parallel, prompts, out, max_new_tokens, judge)
@@ -216,6 +219,7 @@ def evaluate(
         raise InterpError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     chosen = P.load(prompts)
     harmless_set = P.load(harmless) if harmless else None
+    items = capability_items(capability_n)
     dirs.load(direction, kind)  # a missing or corrupt direction fails before the model loads
     check_writable(out, is_file=True)
     grader = make_judge(judge, opts.load)
@@ -229,6 +233,7 @@ def evaluate(
 
     before = generate_rows(m, chosen.items, None, max_new_tokens, judge=grader, description="baseline")
     after = generate_rows(m, chosen.items, act, max_new_tokens, judge=grader, description=intervention)
+    damage = DamageProbe(m, harmless_set.head(32).texts if harmless_set else [], items).measure(act)
     result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention, "judge": grader.name,
               "max_new_tokens": max_new_tokens,
               "coef": coef if intervention == "steer" else None, "prompts": {"source": chosen.source, "sha256": chosen.sha256},
@@ -236,7 +241,7 @@ def evaluate(
               "per_prompt": [{"prompt": b.prompt, "lang": b.lang, "category": b.category,
                               "baseline_label": b.label, "intervened_label": a.label,
                               "baseline_text": b.text, "intervened_text": a.text}
-                             for b, a in zip(before, after, strict=True)]}
+                             for b, a in zip(before, after, strict=True)], "damage": to_json(damage)}
     if harmless_set is not None:
         result["kl_harmless"] = kl_under(m, harmless_set.texts, act)
     atomic_write_json(out, result)
@@ -244,6 +249,7 @@ def evaluate(
     print(f"suppression {share(b['suppression_rate'])} -> {share(a['suppression_rate'])}; faithful "
           f"{share(b['faithful_rate'])} -> {share(a['faithful_rate'])}; invented {share(b['invented_rate'])} -> {share(a['invented_rate'])} "
           f"(judge {grader.name}, {max_new_tokens} tokens); wrote {out}")
+    print(f"damage: {damage_line(damage, [('prompts', rates(before), rates(after))])}")
 
 
 @app.command()

@@ -37,9 +37,12 @@ def test_direction_evaluate_export_commands(model_dir, tmp_path):
     prompts.write_text("".join(json.dumps(p.to_json()) + "\n" for p in sets["harmful"]["test"].items))
     result = interp("evaluate", "--model", str(model_dir), "--direction", str(tmp_path / "dir" / "directions.safetensors"),
                     "--kind", "refusal", "--prompts", str(prompts), "--harmless", "harmless", "--dtype", "fp32",
-                    "--max-new-tokens", "12", "--out", str(tmp_path / "eval.json"))
+                    "--max-new-tokens", "12", "--capability-n", "6", "--out", str(tmp_path / "eval.json"))
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "eval.json").read_text())
+    damage = report["damage"]  # beyond first-token KL: 32 harmless prompts continued, 6 capability items
+    assert damage["n"] == 32 and damage["kl_per_token"] >= 0 and damage["capability_after"]["n"] == 6
+    assert "damage: KL per token" in result.stdout and "degenerate prompts" in result.stdout
     assert report["baseline"]["n"] == 4 and report["baseline"]["suppression_rate"] > 0.5  # it really refuses
     assert {"suppression_rate", "refusal_rate", "deflection_rate", "fact_recall", "n"} <= set(report["intervened"])
     assert len(report["per_prompt"]) == 4 and report["kl_harmless"] >= 0

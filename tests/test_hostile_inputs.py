@@ -103,6 +103,9 @@ def test_evaluate_refuses_a_non_finite_coefficient_and_a_missing_direction_befor
     code, err = cli(monkeypatch, capsys, "evaluate", "--direction", str(tmp_path / "none"), "--kind", "refusal",
                     "--prompts", "harmless", "--out", str(tmp_path / "e.json"))
     one_line_error(code, err, "not found")
+    code, err = cli(monkeypatch, capsys, "evaluate", "--direction", str(tmp_path / "none"), "--kind", "refusal",
+                    "--prompts", "harmless", "--out", str(tmp_path / "e.json"), "--capability-n", "-1")
+    one_line_error(code, err, "capability items must be at least 0")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -33,6 +33,10 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
         assert (tmp_path / name).stat().st_size > 0
     rows = [json.loads(line) for line in (tmp_path / "per_prompt.jsonl").read_text().splitlines()]
     assert {r["kind"] for r in rows} >= {"censorship", "refusal", "random_censorship"}
+    for kind in report.kinds.values():  # damage beyond the first-token KL, for every kind
+        assert kind.damage.capability_after.n == kind.damage.capability_before.n == 8
+        assert kind.damage.kl_per_token > 0 and kind.damage.n == 2
+    assert "Damage beyond the first-token KL" in (tmp_path / "report.md").read_text()
 
 
 def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_path):

@@ -66,7 +66,7 @@ def teach_refusal(model: Model, prompts_to_refuse: list[str], prompts_to_answer:
 
 
 def teach(model: Model, pairs: list[tuple[str, str]], steps: int = 150, lr: float = 3e-3) -> Model:
-    """Train `model` in place to reply to each templated prompt with its text (then EOS)."""
+    """Train `model` in place to give each (prompt, reply) pair's reply (then EOS) to its chat prompt."""
     tok, hf = model.tokenizer, model.hf
     rows = []
     for prompt, reply in pairs:
@@ -101,7 +101,8 @@ def tiny_config():
     """The `--quick` run configuration shrunk further for tiny models: seconds per stage."""
     from interp.study.config import RunConfig
 
-    return RunConfig.make(quick=True, per_split=4, label_tokens=12, eval_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2)
+    return RunConfig.make(quick=True, per_split=4, label_tokens=12, eval_tokens=12, coefs=(0.0, 1.0), steer_n=2, ce_n=2,
+                          kl_n=2, capability_n=8)
 
 
 def tiny_refuser() -> Model:

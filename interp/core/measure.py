@@ -1,5 +1,6 @@
-"""Measurements on a model that need no judge: next-token logits, KL between distributions, and the
-cross-entropy of given continuations (teacher-forced), each under whatever edits are active."""
+"""Measurements on a model that need no judge: next-token logits, KL between distributions (at the first
+token, and along a continuation), and the cross-entropy of given continuations (teacher-forced), each under
+whatever edits are active."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-from interp.core.generation import length_batches
+from interp.core.errors import InterpError
+from interp.core.generation import complete, length_batches
 from interp.core.model import Model
 from interp.core.types import ChatBatch
 
-__all__ = ["Intervention", "continuation_ce", "continuation_logprob", "continuation_nll", "kl_under", "last_logits", "left_pad",
-           "mean_kl", "token_scores"]
+__all__ = ["Intervention", "continuation_ce", "continuation_kl", "continuation_logprob", "continuation_nll", "kl_under",
+           "last_logits", "left_pad", "mean_kl", "token_scores"]
 
 Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each call, e.g. lambda: ablate(m, d)
 
@@ -56,6 +58,20 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> ChatBatch:
     return ChatBatch(ids, mask)
 
 
+def _teacher_forced(model: Model, prompts: Sequence[str], tails: Sequence[list[int]]) -> ChatBatch:
+    """Each chat prompt followed by its tail's token ids, left padded so every row ends at the last column."""
+    tok = model.tokenizer
+    rows = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] + t for p, t in zip(prompts, tails, strict=True)]
+    return left_pad(rows, tok.pad_token_id).to(model.device)
+
+
+def _all_logits(model: Model, batch: ChatBatch, intervention: Intervention | None) -> torch.Tensor:
+    if intervention is None:
+        return model.backend.run(batch, logits="all").logits
+    with intervention():
+        return model.backend.run(batch, logits="all").logits
+
+
 @torch.no_grad()
 def token_scores(model: Model, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[tuple[float, bool]]:
     """Per (context ids, continuation ids) pair, run as one batch under the active edits: the continuation's
@@ -85,6 +101,40 @@ def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequen
             scores = token_scores(model, pairs)
         out += [(nll, len(tail)) for (nll, _), tail in zip(scores, tails, strict=True)]
     return out
+
+
+@torch.no_grad()
+def continuation_kl(model: Model, prompts: Sequence[str], intervention: Intervention,
+                    continuations: Sequence[str] | None = None, tokens: int = 32, batch_size: int = 8) -> float:
+    """Mean KL(base || edited) per token along the first `tokens` next-token distributions of each prompt's
+    continuation, teacher-forced: at the end of the chat prompt (the first-token KL) and after each of the
+    continuation's first `tokens` - 1 tokens. The base is the model as it stands; the edited model is it
+    under `intervention`. `continuations`: the base model's own greedy ones, generated here if not given
+    (`complete`, before any edit), so the edited model is judged on the text the base model would write.
+    Averaged over every (prompt, position) pair; a continuation that ended sooner contributes fewer."""
+    if tokens < 1:
+        raise InterpError(f"tokens must be at least 1, got {tokens}")
+    if not prompts:
+        raise InterpError("multi-token KL needs at least one prompt")
+    if continuations is not None and len(continuations) != len(prompts):
+        raise InterpError(f"{len(continuations)} continuations for {len(prompts)} prompts")
+    if continuations is None:
+        continuations = complete(model, prompts, tokens, description="base continuations")
+    tok = model.tokenizer
+    total, count = 0.0, 0
+    for start in range(0, len(prompts), batch_size):
+        tails = [tok(c, add_special_tokens=False)["input_ids"][: tokens - 1]
+                 for c in continuations[start : start + batch_size]]
+        batch = _teacher_forced(model, prompts[start : start + batch_size], tails)
+        compared = 1 + max(len(t) for t in tails)  # positions per row, right-aligned: the last `compared`
+        base = torch.log_softmax(_all_logits(model, batch, None)[:, -compared:].float(), -1)  # [batch, compared, vocab]
+        new = torch.log_softmax(_all_logits(model, batch, intervention)[:, -compared:].float(), -1)
+        kl = (base.exp() * (base - new)).sum(-1)  # [batch, compared]
+        column = torch.arange(compared)
+        used = torch.stack([column >= compared - 1 - len(t) for t in tails]).to(kl.device)  # [batch, compared]
+        total += float(kl[used].sum())
+        count += int(used.sum())
+    return total / count
 
 
 def continuation_ce(model: Model, prompts: Sequence[str], continuations: Sequence[str],

@@ -79,6 +79,9 @@ class RunConfig:
     coefs: tuple[float, ...] = _opt((0.0, 0.5, 1.0, 1.5, 2.0), "steering coefficients (x raw mean difference)")
     steer_n: int = _opt(12, "answered control prompts steered per coefficient")
     ce_n: int = _opt(24, "harmless prompts whose base continuations measure cross-entropy")
+    kl_n: int = _opt(32, "harmless test prompts whose base greedy continuations measure multi-token KL (0: skip)")
+    kl_tokens: int = _opt(32, "next-token distributions compared per prompt for multi-token KL")
+    capability_n: int = _opt(200, "capability-probe items scored before and after each edit (0: skip)")
     per_split: int | None = _opt(None, "cap prompts per set and split (None: all)")
     batch_size: int = _opt(16, "prompts per forward pass when collecting activations")
     method: str = _opt("mean_diff", "mean_diff | pca | probe")
@@ -105,6 +108,9 @@ class RunConfig:
         if self.search_trials < 0 or self.search_n < 1:
             raise InterpError(f"search needs search_trials >= 0 and search_n >= 1 (got {self.search_trials}, "
                               f"{self.search_n})")
+        if min(self.kl_n, self.capability_n) < 0 or self.kl_tokens < 1:
+            raise InterpError(f"kl_n and capability_n must be at least 0 and kl_tokens at least 1 (got {self.kl_n}, "
+                              f"{self.capability_n}, {self.kl_tokens})")
         if self.per_split is not None and self.per_split < 4:
             raise InterpError(f"--per-split must be at least 4, got {self.per_split}")
 
@@ -112,7 +118,8 @@ class RunConfig:
     def make(cls, quick: bool, **overrides) -> RunConfig:
         if quick:
             small = dict(quick=True, label_tokens=24, eval_tokens=64, sweep_n=6, sweep_positions=1, coefs=(0.0, 1.0, 2.0),
-                         steer_n=8, ce_n=8, per_split=16, transfer=False, think_tokens=256)
+                         steer_n=8, ce_n=8, kl_n=8, capability_n=40, per_split=16, transfer=False,
+                         think_tokens=256)
             return cls(**(small | overrides))
         return cls(**overrides)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from interp.core.errors import InterpError
 from interp.study.config import Contrast, RunConfig
+from interp.study.damage_records import Damage
 from interp.study.search_records import SearchResult
 from interp.study.thought_records import Thinking
 
@@ -218,6 +219,7 @@ class KindResult:
     specificity: Specificity | None = None
     steering: tuple[SteerPoint, ...] | None = None
     truth: TruthMargin | None = None  # target sets whose prompts carry reference and official answers
+    damage: Damage | None = None  # beyond first-token KL (runs before 2026-11-26 lack it)
 
 
 @dataclass(frozen=True)

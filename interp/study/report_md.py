@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from interp.study.damage_records import Damage
 from interp.study.records import KindResult, Rates, Report, SetResult, Transfer, TruthMargin
 from interp.study.report_thinking import budget_words, thinking_lines, thinking_section
 from interp.study.search_records import SearchParams, SearchResult
 
-__all__ = ["render", "search_section", "verdict"]
+__all__ = ["damage_line", "render", "search_section", "verdict"]
 
 
 def _pct(x: float | None) -> str:
@@ -36,6 +39,10 @@ def verdict(report: Report) -> list[str]:
             f"({_pct(undone)} of it undone) at harmless KL {k.kl_harmless:.3f}; it {beat} a random direction "
             f"of the same norm ({_pct(rand)}).{caveat}"
         )
+    damaged = [f"{name}: {damage_line(k.damage)}" for name, k in report.kinds.items()
+               if k.damage and not report.contrasts[name].derived]
+    if damaged:
+        lines.append(f"- **damage beyond the first token** (harmless continuations, capability probe): {'; '.join(damaged)}.")
     c = report.kinds["censorship"]
     lines += _what_came_back(c, report.judge, budget_words(report.config.eval_tokens, report.thinking))
     lines += thinking_lines(report.thinking, "censorship", report.contrasts["censorship"].target,
@@ -153,6 +160,36 @@ def _table(kind: KindResult) -> list[str]:
     return rows
 
 
+def damage_line(damage: Damage, degenerate: Sequence[tuple[str, Rates, Rates]] = ()) -> str:
+    """One line: multi-token KL, capability before -> after (per language), degenerate share per set."""
+    parts = []
+    if damage.kl_per_token is not None:
+        parts.append(f"KL per token over {damage.tokens} tokens of base continuations {damage.kl_per_token:.4f} "
+                     f"(n={damage.n})")
+    b, a = damage.capability_before, damage.capability_after
+    if b and a:
+        langs = ", ".join(f"{lang} {_pct(v)} -> {_pct(a.by_lang.get(lang))}" for lang, v in b.by_lang.items())
+        parts.append(f"capability {_pct(b.accuracy)} -> {_pct(a.accuracy)} ({langs}; n={b.n})")
+    parts += [f"degenerate {name} {_pct(before.degenerate_rate)} -> {_pct(after.degenerate_rate)}"
+              for name, before, after in degenerate]
+    return "; ".join(parts) or "no damage measured"
+
+
+def _damage(kind: KindResult, damage: Damage) -> list[str]:
+    """Damage beyond the first-token KL: capability and degenerate shares before/after, then multi-token KL."""
+    rows = ["Damage beyond the first-token KL:", "", "| measure | n | before | after |", "|---|---|---|---|"]
+    b, a = damage.capability_before, damage.capability_after
+    if b and a:
+        rows.append(f"| capability probe accuracy | {b.n} | {_pct(b.accuracy)} | {_pct(a.accuracy)} |")
+        rows += [f"| capability probe, {lang} | | {_pct(v)} | {_pct(a.by_lang.get(lang))} |" for lang, v in b.by_lang.items()]
+    rows += [f"| degenerate (looping) completions, {name} | {r.baseline['all'].n} | {_pct(r.baseline['all'].degenerate_rate)} | "
+             f"{_pct(r.ablated['all'].degenerate_rate)} |" for name, r in kind.sets.items()]
+    if damage.kl_per_token is not None:
+        rows += ["", f"KL per token over the first {damage.tokens} tokens of the base model's own greedy continuations "
+                 f"of {damage.n} harmless prompts (teacher-forced): {damage.kl_per_token:.4f}."]
+    return rows + [""]
+
+
 def _contrasts(report: Report) -> list[str]:
     parts = [f"{c.name} = suppressed {' + '.join(c.suppressed_from)} minus answered {' + '.join(c.answered_from)}"
              for c in report.contrasts.values() if not c.derived]
@@ -200,6 +237,8 @@ def render(report: Report) -> str:
                 f"Harmless first-token KL {k.kl_harmless:.4f}; CE of base continuations {k.ce_harmless.base:.3f} -> "
                 f"{k.ce_harmless.ablated:.3f} nats/token. Random direction: suppression "
                 f"{_pct(k.random_baseline.rates.suppression_rate)}, KL {k.random_baseline.kl_harmless:.4f}.", ""]
+        if k.damage:
+            out += _damage(k, k.damage)
         if k.truth:
             out += ["Truth margin (teacher-forced mean log-prob per token; 95% bootstrap interval over prompts):", "",
                     "| margin | lang | n | before | after | change [95% CI] |", "|---|---|---|---|---|---|"]

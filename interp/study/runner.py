@@ -24,6 +24,7 @@ from interp.core.measure import last_logits
 from interp.core.model import Model
 from interp.core.version import __version__
 from interp.study.config import CONTRASTS, SEED, Contrast, RunConfig
+from interp.study.damage import DamageProbe, capability_items
 from interp.study.records import (
     Analysis,
     KindResult,
@@ -141,12 +142,17 @@ class Study:
         return self._harmless_logits
 
     @cached_property
+    def damage_probe(self) -> DamageProbe:  # its unedited side is computed once, only if a stage needs it
+        harmless = [r.prompt for r in self.labels.rows("harmless", "test")][: self.config.kl_n]
+        return DamageProbe(self.model, harmless, capability_items(self.config.capability_n), self.config.kl_tokens)
+
+    @cached_property
     def evaluated(self) -> dict[str, KindResult]:
         def compute() -> dict[str, KindResult]:
             results, paired = {}, []
             for c in self.contrasts:
                 results[c.name], rows = evaluate_kind(self.model, c, self.chosen[c.name], self.labels, self.config,
-                                                      self.harmless_logits)
+                                                      self.harmless_logits, self.damage_probe.measure)
                 paired += rows
             self.dir.write_per_prompt(paired)
             return results

@@ -1,7 +1,8 @@
 """Evaluate: each chosen direction ablated on the test split of its target and control sets, against a
-random direction of the same norm, with the damage on harmless prompts (first-token KL, and the
-cross-entropy of the base model's own continuations) and, where the prompts carry reference and
-official answers, the truth margin."""
+random direction of the same norm, with the damage on harmless prompts (first-token KL, the cross-entropy
+of the base model's own continuations, the KL per token along its own 32-token ones, and the capability probe; the sets'
+rates carry the share of degenerate completions) and, where the prompts carry reference and official
+answers, the truth margin."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import torch
 
 from interp.core.directions import Direction, random_like
 from interp.core.interventions import ablate
-from interp.core.measure import continuation_ce, kl_under
+from interp.core.measure import Intervention, continuation_ce, kl_under
 from interp.core.model import Model
 from interp.study.config import SEED, Contrast, RunConfig
+from interp.study.damage_records import Damage
 from interp.study.measures import as_prompts, generate_rows, paired_rows, rates, set_result, specificity
 from interp.study.records import CE, KindResult, Labels, PairedRow, RandomBaseline, Scores, Specificity
 from interp.study.stages.truth import refusal_texts, truth_margin
@@ -22,7 +24,8 @@ __all__ = ["evaluate_kind"]
 
 
 def evaluate_kind(model: Model, c: Contrast, direction: Direction, labels: Labels, config: RunConfig,
-                  harmless_logits: Callable[[], torch.Tensor]) -> tuple[KindResult, list[PairedRow]]:
+                  harmless_logits: Callable[[], torch.Tensor],
+                  damage: Callable[[Intervention], Damage] | None = None) -> tuple[KindResult, list[PairedRow]]:
     def ablated() -> object:
         return ablate(model, direction)
 
@@ -54,5 +57,5 @@ def evaluate_kind(model: Model, c: Contrast, direction: Direction, labels: Label
              if any(p.reference and p.official for p in items) else None)
     result = KindResult(direction.layer, direction.position, Scores(**direction.scores), sets,
                         sets[c.target].baseline["all"], sets[c.target].ablated["all"], kl, ce, random_baseline, spec,
-                        truth=truth)
+                        truth=truth, damage=damage(ablated) if damage else None)
     return result, paired
