@@ -205,5 +205,5 @@ def test_the_search_command_refuses_a_directory_without_a_run_before_loading_a_m
     with pytest.raises(InterpError, match="holds no run") as err:  # the model path does not exist: never loaded
         search(run_dir=tmp_path, trials=2, n_val=4, kind="censorship", seed=0, model=str(tmp_path / "no-model"),
                dtype="fp32", device="cpu", backend="transformer_lens", device_map=None, remote=False,
-               trust_remote_code=False, allow_ndif_host=False)
+               trust_remote_code=False, allow_ndif_host=False, thinking="auto")
     assert "\n" not in str(err.value)
