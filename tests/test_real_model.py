@@ -15,8 +15,9 @@ from interp.study.config import RunConfig
 
 pytestmark = pytest.mark.real
 # The quick pipeline with 24-token test completions: these tests check the pipeline and the backends, not
-# long-form verdicts (tests/test_judge_fourway.py checks those on 128-token completions).
-QUICK = RunConfig.make(quick=True, eval_tokens=24, per_split=8)
+# long-form verdicts (tests/test_judge_fourway.py checks those on 128-token completions); the damage probes
+# run on a handful of items (their numbers are checked on tiny models in test_capability/test_damage).
+QUICK = RunConfig.make(quick=True, eval_tokens=24, per_split=8, capability_n=8, kl_n=4)
 
 
 @pytest.fixture(scope="module")
