@@ -168,6 +168,9 @@ def test_the_run_stage_searches_when_asked_and_the_report_states_the_pick_and_it
     assert PICK_RULE in text and "## Search: censorship" in text
     picked = results["censorship"].picked
     assert (f"trial {picked.number}:" in text) if picked else ("**pick**: none" in text)
+    damage = results["censorship"].pick_damage  # the pick's capability probe, measured after the search
+    assert (damage is not None and damage.capability_after is not None and "the pick's damage" in text) if picked \
+        else damage is None
 
 
 def test_a_run_begun_before_the_search_fields_existed_still_resumes(refuser_run, tmp_path):

@@ -206,6 +206,17 @@ def _edit(p: SearchParams | None) -> str:
     return f"layer {p.layer}, position {p.position}, {shape}" + (f", {' + '.join(flags)}" if flags else "")
 
 
+def _pick_damage(s: SearchResult) -> list[str]:
+    d = s.pick_damage
+    if d is None:
+        return []
+    kl = "-" if d.kl_per_token is None else f"{d.kl_per_token:.4f}"
+    cap = ("-" if d.capability_before is None or d.capability_after is None else
+           f"{_pct(d.capability_before.accuracy)} -> {_pct(d.capability_after.accuracy)}")
+    return [f"- the pick's damage on harmless test prompts: multi-token KL {kl} ({d.tokens} tokens, {d.n} "
+            f"prompts); capability probe {cap}"]
+
+
 def search_section(search: dict[str, SearchResult] | None) -> list[str]:
     """The search stage (validation split): the pick's numbers, its rule, and the Pareto front."""
     out = []
@@ -218,7 +229,7 @@ def search_section(search: dict[str, SearchResult] | None) -> list[str]:
         p = s.picked
         out += [f"- **pick**: none ({s.pick_note})." if p is None else
                 f"- **pick**: trial {p.number}: {_edit(p.params)}; suppression {_pct(p.suppression)}, "
-                f"damage {p.damage:.4f} ({s.pick_note}).", "",
+                f"damage {p.damage:.4f} ({s.pick_note}).", *_pick_damage(s), "",
                 "| front trial | edit | suppression | damage |", "|---|---|---|---|"]
         out += [f"| {t.number} | {_edit(t.params)} | {_pct(t.suppression)} | {t.damage:.4f} |"
                 for t in sorted((s.trial(n) for n in s.front), key=lambda t: t.damage)]

@@ -197,7 +197,7 @@ class Study:
             chosen = self.chosen[c.name]
             inputs = search_inputs(c, self.labels, self.candidates, self.selected[1][c.name],
                                    (chosen.layer, chosen.position), config, settings)
-            return {c.name: run_search(self.model, self.dir.search_db, inputs, settings)}
+            return {c.name: run_search(self.model, self.dir.search_db, inputs, settings, probe=self.damage_probe)}
 
         return self._stage("search", compute, self.dir.write_search, self.dir.search)
 

@@ -41,6 +41,7 @@ from interp.core.model import Model
 from interp.core.progress import advance, progress_bar
 from interp.core.variants import Kernel, Variant, ablate_variant, biproject
 from interp.study.config import SEED
+from interp.study.damage import DamageProbe
 from interp.study.measures import generate_rows, rates
 from interp.study.records import to_json
 from interp.study.search_records import KernelParams, SearchParams, SearchResult, SearchSpace, SearchTrial
@@ -229,9 +230,10 @@ def _run_trials(study: optuna.Study, objective: Callable, settings: SearchSettin
 
 def run_search(model: Model, path: Path | str, inputs: SearchInputs, settings: SearchSettings,
                space: SearchSpace | None = None, damage: Damage | None = None, judge: Judge | None = None,
-               show_progress: bool = True) -> SearchResult:
+               show_progress: bool = True, probe: DamageProbe | None = None) -> SearchResult:
     """Run (or resume) the kind's study in the SQLite file `path` until it holds `settings.trials` finished
-    trials; every trial, the front and the pick."""
+    trials; every trial, the front and the pick (and, given a `probe`, the pick's multi-token KL and
+    capability, measured once the search is done)."""
     if not inputs.prompts:
         raise InterpError(f"{inputs.kind}: no suppressed validation prompts to search on")
     space = space or make_space(model.n_layers, inputs.ranked)
@@ -247,8 +249,13 @@ def run_search(model: Model, path: Path | str, inputs: SearchInputs, settings: S
     trials = tuple(_record(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
     front = pareto_front(trials)
     chosen, note = pick(trials, front, inputs.kl_threshold)
+    pick_damage = None
+    if chosen is not None and probe is not None:
+        variant = variant_for(model, inputs, next(t for t in trials if t.number == chosen).params)
+        pick_damage = probe.measure(lambda: ablate_variant(model, variant))
     return SearchResult(inputs.kind, trials, front, chosen, PICK_RULE, note, ("suppression", damage.name), sampler,
-                        settings.seed, space, len(inputs.prompts), inputs.eval_tokens, inputs.kl_threshold, judge.name)
+                        settings.seed, space, len(inputs.prompts), inputs.eval_tokens, inputs.kl_threshold, judge.name,
+                        pick_damage)
 
 
 def _record(t: optuna.trial.FrozenTrial) -> SearchTrial:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interp.study.damage_records import Damage
+
 __all__ = ["KernelParams", "SearchParams", "SearchResult", "SearchSpace", "SearchTrial"]
 
 
@@ -72,6 +74,8 @@ class SearchResult:
     eval_tokens: int
     kl_threshold: float
     judge: str = "markers"
+    # the pick's damage beyond the objective (harmless test prompts: multi-token KL, capability probe)
+    pick_damage: Damage | None = None
 
     def trial(self, number: int) -> SearchTrial:
         return next(t for t in self.trials if t.number == number)

@@ -10,6 +10,7 @@ from interp.behaviour.judge import is_suppressed
 from interp.core.errors import InterpError
 from interp.core.model import Model
 from interp.study.config import Contrast, RunConfig
+from interp.study.damage import DamageProbe, capability_items
 from interp.study.measures import as_prompts
 from interp.study.records import Labels, SweepRow, from_json
 from interp.study.rundir import RunDir
@@ -66,6 +67,8 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
     chosen = run_dir.direction(kind, model.fingerprint)
     rows = run_dir.read("sweeps", dict[str, tuple[SweepRow, ...]]).get(kind, ())
     inputs = search_inputs(c, run_dir.labels(), candidates, rows, (chosen.layer, chosen.position), config, settings)
-    result = run_search(model, run_dir.search_db, inputs, settings)
+    harmless = [r.prompt for r in run_dir.labels().rows("harmless", "test")][: config.kl_n]
+    probe = DamageProbe(model, harmless, capability_items(config.capability_n), config.kl_tokens)
+    result = run_search(model, run_dir.search_db, inputs, settings, probe=probe)
     run_dir.write_search({**run_dir.search(), kind: result})
     return result
