@@ -32,7 +32,7 @@ OUT = HERE / "tests" / "data" / "judge_fourway.jsonl"
 META = HERE / "tests" / "data" / "judge_fourway_meta.json"
 MAX_NEW_TOKENS = 128
 MODELS = (  # (spec, name written to the rows, results directory holding its censorship direction)
-    ("embedded", "qwen2.5-coder-0.5b", HERE / "results" / "qwen2.5-coder-0.5b"),
+    ("embedded", "qwen2.5-coder-0.5b", HERE / "results" / "archive" / "qwen2.5-coder-0.5b-keywords32"),
     ("embedded-1.5b", "qwen2.5-coder-1.5b", HERE / "results" / "qwen2.5-coder-1.5b"),
 )
 CONDITIONS = ("before", "after")
