@@ -25,7 +25,7 @@ import torch
 from interp.core import embedded
 from interp.core.archs import Arch, Writer, arch_for, residual_writers
 from interp.core.backends import BACKENDS, make_backend
-from interp.core.chat import chat_text, find_post_instruction_ids
+from interp.core.chat import chat_text, chat_token_ids, find_post_instruction_ids
 from interp.core.errors import InterpError
 from interp.core.thinking_switch import template_kwargs
 from interp.core.types import Backend, ChatBatch, Edit
@@ -120,7 +120,7 @@ class Model:
 
     def prompt_lengths(self, prompts: Sequence[str]) -> list[int]:
         """Templated token count of each prompt."""
-        return [len(self.tokenizer(self.chat_text(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+        return [len(ids) for ids in chat_token_ids(self.tokenizer, prompts, **self.template_kwargs)]
 
     def check_prompt_lengths(self, prompts: Sequence[str], lengths: Sequence[int] | None = None) -> None:
         """Refuse, before any work, prompts whose templated length exceeds `max_prompt_tokens` (`lengths`:
