@@ -39,6 +39,20 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
     assert "Damage beyond the first-token KL" in (tmp_path / "report.md").read_text()
 
 
+def test_a_search_on_a_finished_run_puts_the_pick_and_its_test_numbers_in_the_report(refuser, tmp_path):
+    from interp.study.search import SearchSettings
+    from interp.study.stages.search import search_saved_run
+
+    run(refuser, tmp_path, tiny_config())
+    result = search_saved_run(refuser, tmp_path, "censorship", SearchSettings(trials=2, n_val=2, startup_trials=1))
+    assert RunDir(tmp_path).report().search == {"censorship": result}
+    text = (tmp_path / "report.md").read_text()
+    assert "## Search: censorship" in text
+    if result.pick is not None:  # measured on the test split like the run's own ablation
+        assert result.pick_test.before["all"].n == RunDir(tmp_path).report().kinds["censorship"].baseline.n
+        assert "the pick on the test split" in text
+
+
 def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_path):
     run(refuser, tmp_path / "a", tiny_config())
     run(refuser, tmp_path / "b", tiny_config())

@@ -2,6 +2,7 @@
 files written, resumed after a stop or a kill, reproducible by seed, the front non-dominated, the pick by its
 stated rule, refused edits recorded rather than fatal."""
 
+import contextlib
 import json
 import shutil
 from dataclasses import replace
@@ -11,8 +12,10 @@ import pytest
 from tiny import tiny_config, trained_refuser
 
 from interp.core.errors import InterpError
+from interp.core.interventions import steer
 from interp.study.config import CONTRASTS, contrast
-from interp.study.records import SweepRow, to_json
+from interp.study.measures import generate_rows
+from interp.study.records import Labels, SweepRow, to_json
 from interp.study.report_md import search_section
 from interp.study.rundir import RunDir
 from interp.study.runner import Study, find_directions
@@ -20,7 +23,7 @@ from interp.study.search import PICK_RULE, SearchSettings, pareto_front, pick, r
 from interp.study.search_records import KernelParams, SearchParams, SearchSpace, SearchTrial
 from interp.study.stages.candidates import Candidates
 from interp.study.stages.label import load_sets
-from interp.study.stages.search import search_inputs, search_saved_run
+from interp.study.stages.search import pick_tester, search_inputs, search_saved_run
 
 CONFIG = tiny_config().replace(sweep_positions=None)  # every post-instruction position: several candidates
 SETTINGS = SearchSettings(trials=6, n_val=4, startup_trials=3)  # trials 3-5 come from TPE, not the random start
@@ -171,6 +174,21 @@ def test_the_run_stage_searches_when_asked_and_the_report_states_the_pick_and_it
     damage = results["censorship"].pick_damage  # the pick's capability probe, measured after the search
     assert (damage is not None and damage.capability_after is not None and "the pick's damage" in text) if picked \
         else damage is None
+
+
+def test_the_pick_is_measured_on_the_test_split_as_the_evaluate_stage_measures_an_ablation(refuser_run):
+    model, path = refuser_run
+    sets = load_sets(CONFIG, ("censored", "harmless"))  # the refuser learned the validation prompts: they stand in
+    before = [row for name in ("censored", "harmless") for row in generate_rows(  # for a test split it refuses
+        model, sets[name]["val"].items, None, CONFIG.eval_tokens, set_name=name, split="test", show_progress=False)]
+    measure = pick_tester(model, contrast("censorship"), Labels(before), CONFIG)
+    unedited = measure(contextlib.nullcontext)
+    assert unedited.after == unedited.before and unedited.kl_harmless == pytest.approx(0, abs=1e-6)
+    assert unedited.before["all"].n == len(sets["censored"]["val"].items) and unedited.n_harmless > 0
+    pushed = measure(lambda: steer(model, RunDir(path).direction("censorship"), coef=-4.0))  # answers, surely
+    assert pushed.before == unedited.before and pushed.after["all"].n == unedited.before["all"].n
+    assert pushed.after["all"].suppression_rate < pushed.before["all"].suppression_rate  # the edit is measured
+    assert pushed.kl_harmless > 1e-3
 
 
 def test_a_run_begun_before_the_search_fields_existed_still_resumes(refuser_run, tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 from interp.core.errors import InterpError
 from interp.study.config import Contrast, RunConfig
 from interp.study.damage_records import Damage
+from interp.study.rate_records import Rates
 from interp.study.search_records import SearchResult
 from interp.study.thought_records import Thinking
 
@@ -30,23 +31,6 @@ __all__ = [
 ]
 
 SCHEMA = 2
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Shares of a group of completions by verdict (suppression = refusal + deflection; invented and
-    faithful split the rest), the share that degenerated into loops, and fact recall (mean over prompts
-    with countable facts)."""
-
-    suppression_rate: float | None
-    refusal_rate: float | None
-    deflection_rate: float | None
-    fact_recall: float | None
-    n: int
-    invented_rate: float | None = None
-    faithful_rate: float | None = None
-    degenerate_rate: float | None = None
-    unfinished: int = 0  # reasoning models: completions whose thought never closed (not judged, not in n)
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,22 @@ def _pick_damage(s: SearchResult) -> list[str]:
             f"prompts); capability probe {cap}"]
 
 
+def _pick_test(s: SearchResult) -> list[str]:
+    t = s.pick_test
+    if t is None:
+        return []
+    kl = "-" if t.kl_harmless is None else f"{t.kl_harmless:.4f}"
+    out = [f"- the pick on the test split ({t.set_name}, {t.eval_tokens} new tokens; first-token KL {kl} "
+           f"on {t.n_harmless} harmless test prompts):", "",
+           "| lang | n | suppression | faithful | invented after | degenerate after |", "|---|---|---|---|---|---|"]
+    for lang, b in t.before.items():
+        a = t.after[lang]
+        out.append(f"| {lang} | {a.n} | {_pct(b.suppression_rate)} -> {_pct(a.suppression_rate)} | "
+                   f"{_pct(b.faithful_rate)} -> {_pct(a.faithful_rate)} | {_pct(a.invented_rate)} | "
+                   f"{_pct(a.degenerate_rate)} |")
+    return out + [""]
+
+
 def search_section(search: dict[str, SearchResult] | None) -> list[str]:
     """The search stage (validation split): the pick's numbers, its rule, and the Pareto front."""
     out = []
@@ -229,7 +245,7 @@ def search_section(search: dict[str, SearchResult] | None) -> list[str]:
         p = s.picked
         out += [f"- **pick**: none ({s.pick_note})." if p is None else
                 f"- **pick**: trial {p.number}: {_edit(p.params)}; suppression {_pct(p.suppression)}, "
-                f"damage {p.damage:.4f} ({s.pick_note}).", *_pick_damage(s), "",
+                f"damage {p.damage:.4f} ({s.pick_note}).", *_pick_damage(s), *_pick_test(s), "",
                 "| front trial | edit | suppression | damage |", "|---|---|---|---|"]
         out += [f"| {t.number} | {_edit(t.params)} | {_pct(t.suppression)} | {t.damage:.4f} |"
                 for t in sorted((s.trial(n) for n in s.front), key=lambda t: t.damage)]

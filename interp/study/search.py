@@ -44,7 +44,14 @@ from interp.study.config import SEED
 from interp.study.damage import DamageProbe
 from interp.study.measures import generate_rows, rates
 from interp.study.records import to_json
-from interp.study.search_records import KernelParams, SearchParams, SearchResult, SearchSpace, SearchTrial
+from interp.study.search_records import (
+    KernelParams,
+    PickTest,
+    SearchParams,
+    SearchResult,
+    SearchSpace,
+    SearchTrial,
+)
 
 __all__ = ["PICK_RULE", "Damage", "FirstTokenKL", "SearchInputs", "SearchSettings", "make_space", "pareto_front",
            "pick", "run_search", "suppression", "variant_for"]
@@ -230,10 +237,11 @@ def _run_trials(study: optuna.Study, objective: Callable, settings: SearchSettin
 
 def run_search(model: Model, path: Path | str, inputs: SearchInputs, settings: SearchSettings,
                space: SearchSpace | None = None, damage: Damage | None = None, judge: Judge | None = None,
-               show_progress: bool = True, probe: DamageProbe | None = None) -> SearchResult:
+               show_progress: bool = True, probe: DamageProbe | None = None,
+               test: Callable[[Intervention], PickTest] | None = None) -> SearchResult:
     """Run (or resume) the kind's study in the SQLite file `path` until it holds `settings.trials` finished
     trials; every trial, the front and the pick (and, given a `probe`, the pick's multi-token KL and
-    capability, measured once the search is done)."""
+    capability, and given `test`, the pick on the test split, measured once the search is done)."""
     if not inputs.prompts:
         raise InterpError(f"{inputs.kind}: no suppressed validation prompts to search on")
     space = space or make_space(model.n_layers, inputs.ranked)
@@ -249,13 +257,18 @@ def run_search(model: Model, path: Path | str, inputs: SearchInputs, settings: S
     trials = tuple(_record(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
     front = pareto_front(trials)
     chosen, note = pick(trials, front, inputs.kl_threshold)
-    pick_damage = None
-    if chosen is not None and probe is not None:
+    pick_damage = pick_test = None
+    if chosen is not None:
         variant = variant_for(model, inputs, next(t for t in trials if t.number == chosen).params)
-        pick_damage = probe.measure(lambda: ablate_variant(model, variant))
+
+        def edit() -> object:
+            return ablate_variant(model, variant)
+
+        pick_damage = probe.measure(edit) if probe is not None else None
+        pick_test = test(edit) if test is not None else None
     return SearchResult(inputs.kind, trials, front, chosen, PICK_RULE, note, ("suppression", damage.name), sampler,
                         settings.seed, space, len(inputs.prompts), inputs.eval_tokens, inputs.kl_threshold, judge.name,
-                        pick_damage)
+                        pick_damage, pick_test)
 
 
 def _record(t: optuna.trial.FrozenTrial) -> SearchTrial:

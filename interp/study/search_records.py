@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interp.study.damage_records import Damage
+from interp.study.rate_records import Rates
 
-__all__ = ["KernelParams", "SearchParams", "SearchResult", "SearchSpace", "SearchTrial"]
+__all__ = ["KernelParams", "PickTest", "SearchParams", "SearchResult", "SearchSpace", "SearchTrial"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ class SearchTrial:
 
 
 @dataclass(frozen=True)
+class PickTest:
+    """The pick measured as `interp run` measures a kind's ablation, on prompts the search never saw: the
+    kind's target set on the test split, before -> after (the four verdicts, per language), and the first-token
+    KL on the harmless test prompts."""
+
+    set_name: str
+    eval_tokens: int
+    before: dict[str, Rates]  # "all" and each language
+    after: dict[str, Rates]
+    kl_harmless: float | None  # None: the run has no harmless test prompts
+    n_harmless: int
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """One kind's search: every trial, the Pareto front (trial numbers), the pick and the rule that made it."""
 
@@ -76,6 +91,7 @@ class SearchResult:
     judge: str = "markers"
     # the pick's damage beyond the objective (harmless test prompts: multi-token KL, capability probe)
     pick_damage: Damage | None = None
+    pick_test: PickTest | None = None  # the pick on the test split (`interp search` and the run's search stage)
 
     def trial(self, number: int) -> SearchTrial:
         return next(t for t in self.trials if t.number == number)

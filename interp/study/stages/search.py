@@ -3,22 +3,25 @@ run's validation prompts, candidates and sweep; `search_saved_run` is `interp se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from interp.behaviour.judge import is_suppressed
 from interp.core.errors import InterpError
+from interp.core.measure import Intervention, kl_under, last_logits
 from interp.core.model import Model
 from interp.study.config import Contrast, RunConfig
 from interp.study.damage import DamageProbe, capability_items
-from interp.study.measures import as_prompts
+from interp.study.measures import as_prompts, generate_rows, rates_by_lang
 from interp.study.records import Labels, SweepRow, from_json
+from interp.study.report_md import render
 from interp.study.rundir import RunDir
 from interp.study.search import SearchInputs, SearchSettings, run_search
-from interp.study.search_records import SearchResult
+from interp.study.search_records import PickTest, SearchResult
 from interp.study.stages.candidates import Candidates
 
-__all__ = ["ranked_candidates", "search_inputs", "search_saved_run"]
+__all__ = ["pick_tester", "ranked_candidates", "search_inputs", "search_saved_run"]
 
 
 def ranked_candidates(rows: Sequence[SweepRow], chosen: tuple[int, int], kl_threshold: float,
@@ -43,9 +46,24 @@ def search_inputs(c: Contrast, labels: Labels, candidates: Candidates, rows: Seq
                         config.kl_threshold)
 
 
+def pick_tester(model: Model, c: Contrast, labels: Labels, config: RunConfig) -> Callable[[Intervention], PickTest]:
+    """Measures an edit as the evaluate stage measures a kind's ablation: the kind's target set on the test
+    split (its labelled rows are the before) and the first-token KL on the harmless test prompts."""
+    before = labels.rows(c.target, "test")
+    harmless = [r.prompt for r in labels.rows("harmless", "test")]
+
+    def measure(intervention: Intervention) -> PickTest:
+        after = generate_rows(model, as_prompts(before), intervention, config.eval_tokens,
+                              description=f"search pick {c.name}: {c.target} test", set_name=c.target, split="test")
+        kl = kl_under(model, harmless, intervention, last_logits(model, harmless)) if harmless else None
+        return PickTest(c.target, config.eval_tokens, rates_by_lang(before), rates_by_lang(after), kl, len(harmless))
+
+    return measure
+
+
 def search_saved_run(model: Model, path: Path | str, kind: str, settings: SearchSettings) -> SearchResult:
     """`interp search`: run (or resume) the kind's search in a run directory whose select stage is done, with
-    the run's own configuration; search.json gets the kind's result."""
+    the run's own configuration; search.json gets the kind's result, and a finished run's report its search."""
     run_dir = RunDir(path)
     identity, completed = run_dir.stored()
     if "select" not in completed:
@@ -69,6 +87,10 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
     inputs = search_inputs(c, run_dir.labels(), candidates, rows, (chosen.layer, chosen.position), config, settings)
     harmless = [r.prompt for r in run_dir.labels().rows("harmless", "test")][: config.kl_n]
     probe = DamageProbe(model, harmless, capability_items(config.capability_n), config.kl_tokens)
-    result = run_search(model, run_dir.search_db, inputs, settings, probe=probe)
+    result = run_search(model, run_dir.search_db, inputs, settings, probe=probe,
+                        test=pick_tester(model, c, run_dir.labels(), config))
     run_dir.write_search({**run_dir.search(), kind: result})
+    if "report" in completed:  # a finished run: its report.json and report.md gain the search
+        report = replace(run_dir.report(), search=run_dir.search())
+        run_dir.write_report(report, render(report))
     return result
