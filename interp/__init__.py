@@ -11,6 +11,7 @@ from typing import Any
 # name -> (module, attribute). Imported on first use, so `import interp.study.figures` (no model needed)
 # does not pay for torch and transformers.
 _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
+    "Case": ("interp.behaviour.judges", "Case"),
     "make_judge": ("interp.behaviour.judges", "make_judge"),
     "capability_accuracy": ("interp.behaviour.capability", "capability_accuracy"),
     "load_capability": ("interp.behaviour.capability", "load_capability"),
@@ -55,6 +56,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "Study": ("interp.study.runner", "Study"),
     "find_directions": ("interp.study.runner", "find_directions"),
     "run": ("interp.study.runner", "run"),
+    "search_variant": ("interp.study.stages.search", "search_variant"),
 }
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
     "TransformersEngine", "VLLMEngine",  # interp.core.engines
     "capability_accuracy", "continuation_kl", "load_capability",  # damage beyond first-token KL
+    "Case", "search_variant",  # judge a completion; the edit a search trial made
 ]
 
 

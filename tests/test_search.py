@@ -23,7 +23,7 @@ from interp.study.search import PICK_RULE, SearchSettings, pareto_front, pick, r
 from interp.study.search_records import KernelParams, SearchParams, SearchSpace, SearchTrial
 from interp.study.stages.candidates import Candidates
 from interp.study.stages.label import load_sets
-from interp.study.stages.search import pick_tester, search_inputs, search_saved_run
+from interp.study.stages.search import pick_tester, search_inputs, search_saved_run, search_variant
 
 CONFIG = tiny_config().replace(sweep_positions=None)  # every post-instruction position: several candidates
 SETTINGS = SearchSettings(trials=6, n_val=4, startup_trials=3)  # trials 3-5 come from TPE, not the random start
@@ -84,6 +84,19 @@ def test_a_search_writes_its_study_result_and_figure_with_a_non_dominated_front_
     under = [t for t in front if t.damage <= CONFIG.kl_threshold]
     want = min(under, key=lambda t: (t.suppression, t.damage, t.number)).number if under else None
     assert result.pick == want and result.pick_rule == PICK_RULE and result.kl_threshold == CONFIG.kl_threshold
+
+
+def test_a_search_trial_gives_back_the_edit_it_made(refuser_run, searched):
+    model, _ = refuser_run
+    path, result = searched
+    first = search_variant(model, path, "censorship", 0)  # trial 0: the sweep's own pick, plain ablation
+    assert (first.directions[0].layer, first.directions[0].position) == _sweep_pick(path) and first.kernel is None
+    for t in result.trials:
+        v = search_variant(model, path, "censorship", t.number)
+        assert (v.kernel is None) == (t.params.kernel is None) and v.norm_preserving == t.params.norm_preserving
+        assert v.directions[0].layer == t.params.layer
+    with pytest.raises(InterpError, match="no refusal search"):
+        search_variant(model, path, "refusal")
 
 
 def _sweep_pick(path):

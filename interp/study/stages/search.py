@@ -11,17 +11,18 @@ from interp.behaviour.judge import is_suppressed
 from interp.core.errors import InterpError
 from interp.core.measure import Intervention, kl_under, last_logits
 from interp.core.model import Model
+from interp.core.variants import Variant
 from interp.study.config import Contrast, RunConfig
 from interp.study.damage import DamageProbe, capability_items
 from interp.study.measures import as_prompts, generate_rows, rates_by_lang
 from interp.study.records import Labels, SweepRow, from_json
 from interp.study.report_md import render
 from interp.study.rundir import RunDir
-from interp.study.search import SearchInputs, SearchSettings, run_search
+from interp.study.search import SearchInputs, SearchSettings, run_search, variant_for
 from interp.study.search_records import PickTest, SearchResult
 from interp.study.stages.candidates import Candidates
 
-__all__ = ["pick_tester", "ranked_candidates", "search_inputs", "search_saved_run"]
+__all__ = ["pick_tester", "ranked_candidates", "search_inputs", "search_saved_run", "search_variant"]
 
 
 def ranked_candidates(rows: Sequence[SweepRow], chosen: tuple[int, int], kl_threshold: float,
@@ -94,3 +95,24 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
         report = replace(run_dir.report(), search=run_dir.search())
         run_dir.write_report(report, render(report))
     return result
+
+
+def search_variant(model: Model, path: Path | str, kind: str, trial: int | None = None) -> Variant:
+    """The edit that trial `trial` (default: the pick) of the run's search of `kind` made, to apply
+    (`ablate_variant`) or to write into the weights (`orthogonalize_variant`)."""
+    run_dir = RunDir(path)
+    result = run_dir.search().get(kind)
+    if result is None:
+        raise InterpError(f"{run_dir.path} holds no {kind} search; run `interp search --run {run_dir.path} --kind {kind}`")
+    number = result.pick if trial is None else trial
+    if number is None:
+        raise InterpError(f"the {kind} search picked no trial ({result.pick_note}); name one with trial=N")
+    chosen = next((t for t in result.trials if t.number == number), None)
+    if chosen is None or chosen.params is None:
+        raise InterpError(f"the {kind} search has no trial {number} with parameters")
+    if run_dir.stored()[0].get("model") != model.fingerprint:
+        raise InterpError(f"{run_dir.path} measured another model than {model.spec}; load the run's model")
+    tensors, meta = run_dir.candidates()
+    candidates = Candidates.from_tensors(tensors, meta["strata"])
+    inputs = SearchInputs(kind, candidates.by_kind[kind], candidates.answered_means[kind], (), (), (), 0, 0.0)
+    return variant_for(model, inputs, chosen.params)
