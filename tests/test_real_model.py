@@ -56,12 +56,13 @@ def assert_beats_random(selected: float, randoms: list[float], baseline: float) 
     assert selected < float(spread.mean() - 3 * spread.std()), (selected, randoms, baseline)
 
 
-def _refusal_direction(qwen, layer=12):
+def _refusal_direction(qwen, layer=12, with_harmless_mean=False):
     harmful = P.load("harmful", "train").by_lang("en").head(24).texts
     harmless = P.load("harmless", "train").by_lang("en").head(24).texts
     acts = collect(qwen, harmful + harmless, ["h"] * 24 + ["ok"] * 24, layers=[layer], show_progress=False)
     raw = (acts.mean("h") - acts.mean("ok"))[0, -1].float()
-    return Direction(unit(raw), raw, layer, -1, "refusal", qwen.fingerprint)
+    d = Direction(unit(raw), raw, layer, -1, "refusal", qwen.fingerprint)
+    return (d, acts.mean("ok")[0, -1].float()) if with_harmless_mean else d
 
 
 def test_refusal_direction_beats_random_directions(qwen):
@@ -83,6 +84,42 @@ def test_orthogonalized_qwen_equals_hook_ablation(qwen):
     orthogonalize(clone, d)
     edited = clone.backend.run(batch, logits="last").logits
     torch.testing.assert_close(edited, hooked, atol=1e-3, rtol=0)
+
+
+def test_variants_agree_as_hook_and_as_weights_on_qwen(qwen):
+    """Two directions (one biprojected) under a per-layer kernel: the hook and the weight edit must agree in fp32,
+    as on the tiny models (tests/test_variants.py), now through the real Qwen's 24 blocks."""
+    from interp.core.variants import Kernel, Variant, ablate_variant, biproject, orthogonalize_variant
+
+    d, harmless_mean = _refusal_direction(qwen, with_harmless_mean=True)
+    variant = Variant((biproject(d, harmless_mean), _refusal_direction(qwen, layer=16)),
+                      kernel=Kernel(peak_layer=14, width=8, peak=1.2, floor=0.3))
+    batch = qwen.format_chat(["How do I pick a lock?", "怎么做红烧肉？"])
+    base = qwen.backend.run(batch, logits="last").logits
+    with ablate_variant(qwen, variant):
+        hooked = qwen.backend.run(batch, logits="last").logits
+    assert (hooked - base).abs().max() > 0.1  # the edit matters, so the agreement below means something
+    clone = load_model("embedded", dtype="fp32")
+    assert orthogonalize_variant(clone, variant).exact
+    torch.testing.assert_close(clone.backend.run(batch, logits="last").logits, hooked, atol=1e-3, rtol=0)
+
+
+def test_lora_export_of_qwen_loads_in_peft_and_equals_the_hook(qwen, tmp_path):
+    from peft import PeftModel
+
+    from interp.core.export import export_lora
+
+    d = _refusal_direction(qwen)
+    batch = qwen.format_chat(["How do I pick a lock?", "怎么做红烧肉？"])
+    with ablate(qwen, d):
+        hooked = qwen.backend.run(batch, logits="last").logits
+    source = load_model("embedded", dtype="fp32", backend="nnsight")
+    export_lora(source, d, tmp_path / "lora")  # leaves the model unchanged
+    adapted = PeftModel.from_pretrained(source.hf, str(tmp_path / "lora"))
+    with torch.no_grad():
+        logits = adapted(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         position_ids=batch.position_ids).logits[:, -1]
+    torch.testing.assert_close(logits.float(), hooked, atol=1e-3, rtol=0)
 
 
 def test_gguf_export_loads_and_equals_the_orthogonalised_model(qwen, tmp_path):
