@@ -51,6 +51,8 @@ def test_a_search_on_a_finished_run_puts_the_pick_and_its_test_numbers_in_the_re
     if result.pick is not None:  # measured on the test split like the run's own ablation
         assert result.pick_test.before["all"].n == RunDir(tmp_path).report().kinds["censorship"].baseline.n
         assert "the pick on the test split" in text
+        rows = RunDir(tmp_path).per_prompt("search_pick.jsonl")  # the completions the pick's rates come from
+        assert {r.kind for r in rows} == {"search_censorship"} and len(rows) == result.pick_test.after["all"].n
 
 
 def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_path):

@@ -23,7 +23,7 @@ from interp.study.search import PICK_RULE, SearchSettings, pareto_front, pick, r
 from interp.study.search_records import KernelParams, SearchParams, SearchSpace, SearchTrial
 from interp.study.stages.candidates import Candidates
 from interp.study.stages.label import load_sets
-from interp.study.stages.search import pick_tester, search_inputs, search_saved_run, search_variant
+from interp.study.stages.search import PickTester, search_inputs, search_saved_run, search_variant
 
 CONFIG = tiny_config().replace(sweep_positions=None)  # every post-instruction position: several candidates
 SETTINGS = SearchSettings(trials=6, n_val=4, startup_trials=3)  # trials 3-5 come from TPE, not the random start
@@ -194,7 +194,7 @@ def test_the_pick_is_measured_on_the_test_split_as_the_evaluate_stage_measures_a
     sets = load_sets(CONFIG, ("censored", "harmless"))  # the refuser learned the validation prompts: they stand in
     before = [row for name in ("censored", "harmless") for row in generate_rows(  # for a test split it refuses
         model, sets[name]["val"].items, None, CONFIG.eval_tokens, set_name=name, split="test", show_progress=False)]
-    measure = pick_tester(model, contrast("censorship"), Labels(before), CONFIG)
+    measure = PickTester(model, contrast("censorship"), Labels(before), CONFIG)
     unedited = measure(contextlib.nullcontext)
     assert unedited.after == unedited.before and unedited.kl_harmless == pytest.approx(0, abs=1e-6)
     assert unedited.before["all"].n == len(sets["censored"]["val"].items) and unedited.n_harmless > 0
@@ -202,6 +202,8 @@ def test_the_pick_is_measured_on_the_test_split_as_the_evaluate_stage_measures_a
     assert pushed.before == unedited.before and pushed.after["all"].n == unedited.before["all"].n
     assert pushed.after["all"].suppression_rate < pushed.before["all"].suppression_rate  # the edit is measured
     assert pushed.kl_harmless > 1e-3
+    assert [r.prompt for r in measure.paired] == [r.prompt for r in before if r.set == "censored"]
+    assert sum(r.suppressed_after for r in measure.paired) / len(measure.paired) == pushed.after["all"].suppression_rate
 
 
 def test_a_run_begun_before_the_search_fields_existed_still_resumes(refuser_run, tmp_path):

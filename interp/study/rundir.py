@@ -206,14 +206,15 @@ class RunDir:
     def read(self, name: str, cls: Any) -> Any:
         return from_json(cls, self._read_json(f"{name}.json"), str(self.path / f"{name}.json"))
 
-    def write_per_prompt(self, rows: list[PairedRow]) -> None:
-        atomic_write_jsonl(self.path / "per_prompt.jsonl", [to_json(r) for r in rows])
+    def write_per_prompt(self, rows: list[PairedRow], name: str = "per_prompt.jsonl") -> None:
+        atomic_write_jsonl(self.path / name, [to_json(r) for r in rows])
 
-    def per_prompt(self) -> list[PairedRow]:
-        if not (self.path / "per_prompt.jsonl").is_file():
+    def per_prompt(self, name: str = "per_prompt.jsonl") -> list[PairedRow]:
+        """The evaluate stage's before/after rows; name="search_pick.jsonl": those of each search's pick (kind
+        `search_<kind>`), which its test-split rates come from."""
+        if not (self.path / name).is_file():
             return []
-        return [from_json(PairedRow, row, f"{self.path / 'per_prompt.jsonl'}:{i + 1}")
-                for i, row in enumerate(self._read_jsonl("per_prompt.jsonl"))]
+        return [from_json(PairedRow, row, f"{self.path / name}:{i + 1}") for i, row in enumerate(self._read_jsonl(name))]
 
     # -- the report -------------------------------------------------------------------------------
     def write_report(self, report: Report, markdown: str) -> None:

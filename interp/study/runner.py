@@ -45,7 +45,7 @@ from interp.study.stages.analysis import analyse, cosine_per_layer
 from interp.study.stages.candidates import Candidates, extract_candidates
 from interp.study.stages.evaluate import evaluate_kind
 from interp.study.stages.label import label_sets, load_sets
-from interp.study.stages.search import pick_tester, search_inputs
+from interp.study.stages.search import PickTester, keep_pick_rows, search_inputs
 from interp.study.stages.select import build_scorer, select
 from interp.study.stages.steer import dose_response
 from interp.study.stages.thinking import thinking_report
@@ -197,8 +197,10 @@ class Study:
             chosen = self.chosen[c.name]
             inputs = search_inputs(c, self.labels, self.candidates, self.selected[1][c.name],
                                    (chosen.layer, chosen.position), config, settings)
-            return {c.name: run_search(self.model, self.dir.search_db, inputs, settings, probe=self.damage_probe,
-                                       test=pick_tester(self.model, c, self.labels, config))}
+            tester = PickTester(self.model, c, self.labels, config)
+            result = run_search(self.model, self.dir.search_db, inputs, settings, probe=self.damage_probe, test=tester)
+            keep_pick_rows(self.dir, tester)
+            return {c.name: result}
 
         return self._stage("search", compute, self.dir.write_search, self.dir.search)
 

@@ -3,7 +3,7 @@ run's validation prompts, candidates and sweep; `search_saved_run` is `interp se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,15 +14,15 @@ from interp.core.model import Model
 from interp.core.variants import Variant
 from interp.study.config import Contrast, RunConfig
 from interp.study.damage import DamageProbe, capability_items
-from interp.study.measures import as_prompts, generate_rows, rates_by_lang
-from interp.study.records import Labels, SweepRow, from_json
+from interp.study.measures import as_prompts, generate_rows, paired_rows, rates_by_lang
+from interp.study.records import Labels, PairedRow, SweepRow, from_json
 from interp.study.report_md import render
 from interp.study.rundir import RunDir
 from interp.study.search import SearchInputs, SearchSettings, run_search, variant_for
 from interp.study.search_records import PickTest, SearchResult
 from interp.study.stages.candidates import Candidates
 
-__all__ = ["pick_tester", "ranked_candidates", "search_inputs", "search_saved_run", "search_variant"]
+__all__ = ["PickTester", "keep_pick_rows", "ranked_candidates", "search_inputs", "search_saved_run", "search_variant"]
 
 
 def ranked_candidates(rows: Sequence[SweepRow], chosen: tuple[int, int], kl_threshold: float,
@@ -47,19 +47,34 @@ def search_inputs(c: Contrast, labels: Labels, candidates: Candidates, rows: Seq
                         config.kl_threshold)
 
 
-def pick_tester(model: Model, c: Contrast, labels: Labels, config: RunConfig) -> Callable[[Intervention], PickTest]:
+class PickTester:
     """Measures an edit as the evaluate stage measures a kind's ablation: the kind's target set on the test
-    split (its labelled rows are the before) and the first-token KL on the harmless test prompts."""
-    before = labels.rows(c.target, "test")
-    harmless = [r.prompt for r in labels.rows("harmless", "test")]
+    split (its labelled rows are the before) and the first-token KL on the harmless test prompts. After a call,
+    `paired` holds the prompts before -> after (kind `search_<kind>`), the completions its rates come from."""
 
-    def measure(intervention: Intervention) -> PickTest:
-        after = generate_rows(model, as_prompts(before), intervention, config.eval_tokens,
+    def __init__(self, model: Model, c: Contrast, labels: Labels, config: RunConfig):
+        self.model, self.c, self.config = model, c, config
+        self.before = labels.rows(c.target, "test")
+        self.harmless = [r.prompt for r in labels.rows("harmless", "test")]
+        self.paired: list[PairedRow] = []
+
+    def __call__(self, intervention: Intervention) -> PickTest:
+        model, c = self.model, self.c
+        after = generate_rows(model, as_prompts(self.before), intervention, self.config.eval_tokens,
                               description=f"search pick {c.name}: {c.target} test", set_name=c.target, split="test")
+        self.paired = paired_rows(f"search_{c.name}", c.target, self.before, after)
+        harmless = self.harmless
         kl = kl_under(model, harmless, intervention, last_logits(model, harmless)) if harmless else None
-        return PickTest(c.target, config.eval_tokens, rates_by_lang(before), rates_by_lang(after), kl, len(harmless))
+        return PickTest(c.target, self.config.eval_tokens, rates_by_lang(self.before), rates_by_lang(after), kl,
+                        len(harmless))
 
-    return measure
+
+def keep_pick_rows(run_dir: RunDir, tester: PickTester) -> None:
+    """search_pick.jsonl: the pick's before -> after rows, one kind's replacing its earlier ones."""
+    kind = f"search_{tester.c.name}"
+    if tester.paired:
+        name = "search_pick.jsonl"
+        run_dir.write_per_prompt([r for r in run_dir.per_prompt(name) if r.kind != kind] + tester.paired, name)
 
 
 def search_saved_run(model: Model, path: Path | str, kind: str, settings: SearchSettings) -> SearchResult:
@@ -88,8 +103,9 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
     inputs = search_inputs(c, run_dir.labels(), candidates, rows, (chosen.layer, chosen.position), config, settings)
     harmless = [r.prompt for r in run_dir.labels().rows("harmless", "test")][: config.kl_n]
     probe = DamageProbe(model, harmless, capability_items(config.capability_n), config.kl_tokens)
-    result = run_search(model, run_dir.search_db, inputs, settings, probe=probe,
-                        test=pick_tester(model, c, run_dir.labels(), config))
+    tester = PickTester(model, c, run_dir.labels(), config)
+    result = run_search(model, run_dir.search_db, inputs, settings, probe=probe, test=tester)
+    keep_pick_rows(run_dir, tester)
     run_dir.write_search({**run_dir.search(), kind: result})
     if "report" in completed:  # a finished run: its report.json and report.md gain the search
         report = replace(run_dir.report(), search=run_dir.search())
