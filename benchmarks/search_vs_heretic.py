@@ -92,6 +92,26 @@ def heretic_front(result: dict) -> list[dict]:
             for n in result["pareto"] if "test" in trials[n]]
 
 
+def within(trials, budget_s: float) -> list:
+    """The completed trials, in order, whose cumulative time stays within budget_s."""
+    out, spent = [], 0.0
+    for t in sorted(trials, key=lambda t: t.number):
+        spent += t.seconds or 0
+        if spent > budget_s:
+            break
+        if t.state == "complete":
+            out.append(t)
+    return out
+
+
+def front(trials) -> tuple[int, ...]:
+    """Trial numbers on the (validation suppression, damage) Pareto front of `trials`."""
+    def beats(a, b):
+        return a.suppression <= b.suppression and a.damage <= b.damage and (a.suppression, a.damage) != (b.suppression, b.damage)
+
+    return tuple(t.number for t in trials if not any(beats(u, t) for u in trials))
+
+
 def dominated_by(point: dict, others: list[dict]) -> dict | None:
     return next((o for o in sorted(others, key=lambda o: (o["kl_divergence"], o["refusals"]))
                  if o["refusals"] <= point["refusals"] and o["kl_divergence"] <= point["kl_divergence"]), None)
@@ -118,6 +138,8 @@ def main() -> None:
     parser.add_argument("--kind", default="refusal")
     parser.add_argument("--heretic", default=str(HERE / "results" / "heretic.json"))
     parser.add_argument("--tokens", type=int, default=100, help="greedy tokens per response (heretic's 100)")
+    parser.add_argument("--budget", type=float, default=0.2,
+                        help="also judge the front of the trials done within this fraction of heretic's search time")
     parser.add_argument("--out", default=str(HERE / "results" / "search_vs_heretic.json"))
     args = parser.parse_args()
 
@@ -129,21 +151,28 @@ def main() -> None:
         raise SystemExit(f"{args.run} holds no {args.kind} search: run `interp search --run {args.run} --kind {args.kind}`")
     model = load_model(args.model)
     base_logits = last_logits(model, harmless)
+    budget_s = args.budget * theirs["wall_search_s"]
+    early = within(search.trials, budget_s)
     ours = [{"trial": "unedited", **score(model, harmful, harmless, base_logits, nullcontext, args.tokens)}]
-    for number in sorted(search.front, key=lambda n: search.trial(n).damage):
+    for number in sorted(set(search.front) | set(front(early)), key=lambda n: search.trial(n).damage):
         variant = search_variant(model, args.run, args.kind, number)
         ours.append({"trial": number, "val_suppression": search.trial(number).suppression,
                      "val_damage": search.trial(number).damage,
                      **score(model, harmful, harmless, base_logits, lambda v=variant: ablate_variant(model, v), args.tokens)})
     heretic = heretic_front(theirs)
-    verdicts = [{"heretic_trial": h["trial"], "dominated_by": (d or {}).get("trial")} for h in heretic
-                for d in [dominated_by(h, ours)]]
+    in_budget = [p for p in ours if p["trial"] == "unedited" or p["trial"] in front(early)]
+    verdicts = [{"heretic_trial": h["trial"], "dominated_by": (d or {}).get("trial"),
+                 "dominated_within_budget_by": (e or {}).get("trial")}
+                for h in heretic for d, e in [(dominated_by(h, ours), dominated_by(h, in_budget))]]
     search_s = sum(t.seconds or 0 for t in search.trials)
     result = {"model": args.model, "dtype": model.dtype_name, "run": args.run, "kind": args.kind,
               "search_trials": len(search.trials), "search_seconds_sum_of_trials": round(search_s, 1),
               "heretic_search_seconds": theirs["wall_search_s"], "heretic_trials": theirs["settings"]["n_trials"],
               "tokens": args.tokens, "interp_front_on_test": ours, "heretic_front_on_test": heretic,
-              "domination": verdicts, "dominates": all(v["dominated_by"] is not None for v in verdicts)}
+              "budget_fraction": args.budget, "budget_s": round(budget_s, 1),
+              "trials_within_budget": [t.number for t in early], "front_within_budget": list(front(early)),
+              "domination": verdicts, "dominates": all(v["dominated_by"] is not None for v in verdicts),
+              "dominates_within_budget": all(v["dominated_within_budget_by"] is not None for v in verdicts)}
     out = Path(args.out)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     plot(heretic, ours, out)
@@ -152,9 +181,10 @@ def main() -> None:
         for p in sorted(points, key=lambda p: p["kl_divergence"]):
             print(f"{side:8} {p['trial']!s:>9} {p['refusals']:>6}/60 {p['kl_divergence']:8.4f} {p['interp_judge_suppressed']:>10}/60")
     for v in verdicts:
-        print(f"heretic trial {v['heretic_trial']}: " + (f"dominated by interp {v['dominated_by']}" if v["dominated_by"]
-                                                          is not None else "NOT dominated"))
-    print(f"dominates: {result['dominates']}; interp search {search_s:.0f} s (sum of {len(search.trials)} trials) vs "
+        print(f"heretic trial {v['heretic_trial']}: dominated by interp {v['dominated_by']} (all trials), "
+              f"{v['dominated_within_budget_by']} (trials within {args.budget:g} of heretic's time; None: not dominated)")
+    print(f"dominates: {result['dominates']} (all {len(search.trials)} trials), {result['dominates_within_budget']} "
+          f"({len(early)} trials within {budget_s:.0f} s); interp search {search_s:.0f} s (sum of {len(search.trials)} trials) vs "
           f"heretic {theirs['wall_search_s']:.0f} s ({theirs['settings']['n_trials']} trials); wrote {out}")
 
 
