@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ORDER = ["load", "collection", "flops", "generation", "sweep", "judge", "prompt_memory", "random_directions", "end_to_end", "heretic"]
+ORDER = ["load", "collection", "flops", "generation", "sweep", "judge", "prompt_memory", "random_directions", "end_to_end", "heretic",
+         "search_vs_heretic"]
+ROOT = Path(__file__).parent.parent
+# the committed 0.5B run holds the refusal search (`interp search --run ... --kind refusal`) it scores
+ARGS = {"search_vs_heretic": ["--run", str(ROOT / "results" / "qwen2.5-coder-0.5b")]}
 
 
 def main() -> None:
@@ -20,7 +24,7 @@ def main() -> None:
         if name in args.skip:
             continue
         print(f"== {name}", flush=True)
-        subprocess.run([sys.executable, str(here / f"{name}.py")], check=True)
+        subprocess.run([sys.executable, str(here / f"{name}.py"), *ARGS.get(name, [])], check=True)
 
 
 if __name__ == "__main__":
