@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=100, help="greedy tokens per response (heretic's 100)")
     parser.add_argument("--budget", type=float, default=0.2,
                         help="also judge the front of the trials done within this fraction of heretic's search time")
+    parser.add_argument("--max-val-damage", type=float, default=0.08,
+                        help="score only front trials whose validation KL is at most this (heretic's front ends at "
+                             "test KL 0.042; a point above it dominates nothing)")
     parser.add_argument("--out", default=str(HERE / "results" / "search_vs_heretic.json"))
     args = parser.parse_args()
 
@@ -154,7 +157,8 @@ def main() -> None:
     budget_s = args.budget * theirs["wall_search_s"]
     early = within(search.trials, budget_s)
     ours = [{"trial": "unedited", **score(model, harmful, harmless, base_logits, nullcontext, args.tokens)}]
-    for number in sorted(set(search.front) | set(front(early)), key=lambda n: search.trial(n).damage):
+    scored = [n for n in set(search.front) | set(front(early)) if search.trial(n).damage <= args.max_val_damage]
+    for number in sorted(scored, key=lambda n: search.trial(n).damage):
         variant = search_variant(model, args.run, args.kind, number)
         ours.append({"trial": number, "val_suppression": search.trial(number).suppression,
                      "val_damage": search.trial(number).damage,
@@ -169,7 +173,7 @@ def main() -> None:
               "search_trials": len(search.trials), "search_seconds_sum_of_trials": round(search_s, 1),
               "heretic_search_seconds": theirs["wall_search_s"], "heretic_trials": theirs["settings"]["n_trials"],
               "tokens": args.tokens, "interp_front_on_test": ours, "heretic_front_on_test": heretic,
-              "budget_fraction": args.budget, "budget_s": round(budget_s, 1),
+              "max_val_damage": args.max_val_damage, "budget_fraction": args.budget, "budget_s": round(budget_s, 1),
               "trials_within_budget": [t.number for t in early], "front_within_budget": list(front(early)),
               "domination": verdicts, "dominates": all(v["dominated_by"] is not None for v in verdicts),
               "dominates_within_budget": all(v["dominated_within_budget_by"] is not None for v in verdicts)}
