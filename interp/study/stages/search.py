@@ -96,21 +96,26 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
     if c.derived:
         raise InterpError(f"{kind} is derived from other kinds and has no candidates of its own to search")
     config = from_json(RunConfig, identity.get("config"), f"{where}: config")
-    tensors, meta = run_dir.candidates()
-    candidates = Candidates.from_tensors(tensors, meta["strata"])
     chosen = run_dir.direction(kind, model.fingerprint)
     rows = run_dir.read("sweeps", dict[str, tuple[SweepRow, ...]]).get(kind, ())
-    inputs = search_inputs(c, run_dir.labels(), candidates, rows, (chosen.layer, chosen.position), config, settings)
-    harmless = [r.prompt for r in run_dir.labels().rows("harmless", "test")][: config.kl_n]
+    labels = run_dir.labels()
+    inputs = search_inputs(c, labels, _candidates(run_dir), rows, (chosen.layer, chosen.position), config, settings)
+    harmless = [r.prompt for r in labels.rows("harmless", "test")][: config.kl_n]
     probe = DamageProbe(model, harmless, capability_items(config.capability_n), config.kl_tokens)
-    tester = PickTester(model, c, run_dir.labels(), config)
+    tester = PickTester(model, c, labels, config)
     result = run_search(model, run_dir.search_db, inputs, settings, probe=probe, test=tester)
     keep_pick_rows(run_dir, tester)
-    run_dir.write_search({**run_dir.search(), kind: result})
+    searched = {**run_dir.search(), kind: result}
+    run_dir.write_search(searched)
     if "report" in completed:  # a finished run: its report.json and report.md gain the search
-        report = replace(run_dir.report(), search=run_dir.search())
+        report = replace(run_dir.report(), search=searched)
         run_dir.write_report(report, render(report))
     return result
+
+
+def _candidates(run_dir: RunDir) -> Candidates:
+    tensors, meta = run_dir.candidates()
+    return Candidates.from_tensors(tensors, meta["strata"])
 
 
 def search_variant(model: Model, path: Path | str, kind: str, trial: int | None = None) -> Variant:
@@ -128,7 +133,6 @@ def search_variant(model: Model, path: Path | str, kind: str, trial: int | None 
         raise InterpError(f"the {kind} search has no trial {number} with parameters")
     if run_dir.stored()[0].get("model") != model.fingerprint:
         raise InterpError(f"{run_dir.path} measured another model than {model.spec}; load the run's model")
-    tensors, meta = run_dir.candidates()
-    candidates = Candidates.from_tensors(tensors, meta["strata"])
+    candidates = _candidates(run_dir)
     inputs = SearchInputs(kind, candidates.by_kind[kind], candidates.answered_means[kind], (), (), (), 0, 0.0)
     return variant_for(model, inputs, chosen.params)
