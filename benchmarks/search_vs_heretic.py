@@ -36,6 +36,7 @@ from interp import (  # noqa: E402
     load_prompts,
     make_judge,
     mean_kl,
+    pareto_front,
     search_variant,
 )
 
@@ -104,14 +105,6 @@ def within(trials, budget_s: float) -> list:
     return out
 
 
-def front(trials) -> tuple[int, ...]:
-    """Trial numbers on the (validation suppression, damage) Pareto front of `trials`."""
-    def beats(a, b):
-        return a.suppression <= b.suppression and a.damage <= b.damage and (a.suppression, a.damage) != (b.suppression, b.damage)
-
-    return tuple(t.number for t in trials if not any(beats(u, t) for u in trials))
-
-
 def dominated_by(point: dict, others: list[dict]) -> dict | None:
     return next((o for o in sorted(others, key=lambda o: (o["kl_divergence"], o["refusals"]))
                  if o["refusals"] <= point["refusals"] and o["kl_divergence"] <= point["kl_divergence"]), None)
@@ -157,14 +150,14 @@ def main() -> None:
     budget_s = args.budget * theirs["wall_search_s"]
     early = within(search.trials, budget_s)
     ours = [{"trial": "unedited", **score(model, harmful, harmless, base_logits, nullcontext, args.tokens)}]
-    scored = [n for n in set(search.front) | set(front(early)) if search.trial(n).damage <= args.max_val_damage]
+    scored = [n for n in set(search.front) | set(pareto_front(early)) if search.trial(n).damage <= args.max_val_damage]
     for number in sorted(scored, key=lambda n: search.trial(n).damage):
         variant = search_variant(model, args.run, args.kind, number)
         ours.append({"trial": number, "val_suppression": search.trial(number).suppression,
                      "val_damage": search.trial(number).damage,
                      **score(model, harmful, harmless, base_logits, lambda v=variant: ablate_variant(model, v), args.tokens)})
     heretic = heretic_front(theirs)
-    in_budget = [p for p in ours if p["trial"] == "unedited" or p["trial"] in front(early)]
+    in_budget = [p for p in ours if p["trial"] == "unedited" or p["trial"] in pareto_front(early)]
     verdicts = [{"heretic_trial": h["trial"], "dominated_by": (d or {}).get("trial"),
                  "dominated_within_budget_by": (e or {}).get("trial")}
                 for h in heretic for d, e in [(dominated_by(h, ours), dominated_by(h, in_budget))]]
@@ -174,7 +167,7 @@ def main() -> None:
               "heretic_search_seconds": theirs["wall_search_s"], "heretic_trials": theirs["settings"]["n_trials"],
               "tokens": args.tokens, "interp_front_on_test": ours, "heretic_front_on_test": heretic,
               "max_val_damage": args.max_val_damage, "budget_fraction": args.budget, "budget_s": round(budget_s, 1),
-              "trials_within_budget": [t.number for t in early], "front_within_budget": list(front(early)),
+              "trials_within_budget": [t.number for t in early], "front_within_budget": list(pareto_front(early)),
               "domination": verdicts, "dominates": all(v["dominated_by"] is not None for v in verdicts),
               "dominates_within_budget": all(v["dominated_within_budget_by"] is not None for v in verdicts)}
     out = Path(args.out)

@@ -57,6 +57,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {  # None: the module itself
     "find_directions": ("interp.study.runner", "find_directions"),
     "run": ("interp.study.runner", "run"),
     "search_variant": ("interp.study.stages.search", "search_variant"),
+    "pareto_front": ("interp.study.search", "pareto_front"),
 }
 
 __all__ = [
@@ -68,7 +69,7 @@ __all__ = [
     "Kernel", "Variant", "ablate_variant", "biproject", "orthogonalize_variant",
     "TransformersEngine", "VLLMEngine",  # interp.core.engines
     "capability_accuracy", "continuation_kl", "load_capability",  # damage beyond first-token KL
-    "Case", "search_variant",  # judge a completion; the edit a search trial made
+    "Case", "pareto_front", "search_variant",  # judge a completion; a search's front; the edit a trial made
 ]
 
 
