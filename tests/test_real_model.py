@@ -150,8 +150,9 @@ def test_gguf_export_loads_and_equals_the_orthogonalised_model(qwen, refusal_ggu
 
 def test_llama_cpp_runs_the_gguf_export_and_it_stops_refusing(qwen, refusal_gguf, tmp_path):
     """The rewritten GGUF (still Q4_K_M where unedited) in llama.cpp itself: its next token is the orthogonalised
-    model's (logits ~0.23 apart, where the edit moved them by 3-5), and its greedy replies to harmful prompts
-    refuse less than the unedited GGUF's in llama.cpp, as interp's own orthogonalised model's do."""
+    model's (logits within 0.5, measured 0.23, where the edit moved them by 3.4 and 4.9), and its greedy replies
+    to harmful prompts refuse less than the unedited GGUF's in llama.cpp, as interp's own orthogonalised model's
+    do."""
     import llama_cpp
 
     from interp.core.embedded import assemble_gguf
@@ -172,7 +173,7 @@ def test_llama_cpp_runs_the_gguf_export_and_it_stops_refusing(qwen, refusal_gguf
         edited.eval(ids)
         got = torch.from_numpy(edited.scores[len(ids) - 1].copy())
         assert int(got.argmax()) == int(want.argmax())
-        assert (got - want).abs().max() < (old - want).abs().max() / 2
+        assert (got - want).abs().max() < min(0.5, float((old - want).abs().max()) / 2)
 
     def replies(llm):
         return [llm.create_completion(qwen.tokenizer(qwen.chat_text(p), add_special_tokens=False)["input_ids"],
