@@ -54,30 +54,30 @@ def test_llama_cpp_runs_the_gguf_converted_from_the_edited_hf_weights(tmp_path, 
         assert (edited - old).abs().max() > 30 * error
 
 
+class GgufParams(ctypes.Structure):  # struct gguf_init_params (ggml/include/gguf.h)
+    _fields_ = [("no_alloc", ctypes.c_bool), ("ctx", ctypes.POINTER(ctypes.c_void_p))]
+
+
+def libggml() -> ctypes.CDLL:
+    """llama.cpp's libggml-base, as llama-cpp-python ships it, with the GGUF reader's signatures declared."""
+    ggml = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    for name, args, result in [
+        ("gguf_init_from_file", [ctypes.c_char_p, GgufParams], p), ("gguf_get_n_tensors", [p], i64),
+        ("gguf_get_tensor_name", [p, i64], ctypes.c_char_p), ("ggml_get_tensor", [p, ctypes.c_char_p], p),
+        ("ggml_n_dims", [p], ctypes.c_int), ("ggml_nelements", [p], i64),
+        ("ggml_get_data_f32", [p], ctypes.POINTER(ctypes.c_float)), ("gguf_free", [p], None), ("ggml_free", [p], None),
+    ]:
+        getattr(ggml, name).argtypes, getattr(ggml, name).restype = args, result
+    return ggml
+
+
 def control_vector_as_llama_cpp_reads_it(path, n_embd: int) -> np.ndarray:
     """common_control_vector_load_one (llama.cpp common/common.cpp), on llama.cpp's own C GGUF parser: each
     F32 1-D tensor `direction.N` (N >= 1) lands at [(N-1) * n_embd, N * n_embd) of one buffer."""
-    ggml = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
-
-    class Params(ctypes.Structure):
-        _fields_ = [("no_alloc", ctypes.c_bool), ("ctx", ctypes.POINTER(ctypes.c_void_p))]
-
-    ggml.gguf_init_from_file.restype = ctypes.c_void_p
-    ggml.gguf_init_from_file.argtypes = [ctypes.c_char_p, Params]
-    ggml.gguf_get_n_tensors.argtypes = [ctypes.c_void_p]
-    ggml.gguf_get_n_tensors.restype = ctypes.c_int64
-    ggml.gguf_get_tensor_name.argtypes = [ctypes.c_void_p, ctypes.c_int64]
-    ggml.gguf_get_tensor_name.restype = ctypes.c_char_p
-    ggml.ggml_get_tensor.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    ggml.ggml_get_tensor.restype = ctypes.c_void_p
-    ggml.ggml_n_dims.argtypes = ggml.ggml_nelements.argtypes = [ctypes.c_void_p]
-    ggml.ggml_nelements.restype = ctypes.c_int64
-    ggml.ggml_get_data_f32.argtypes = [ctypes.c_void_p]
-    ggml.ggml_get_data_f32.restype = ctypes.POINTER(ctypes.c_float)
-    ggml.gguf_free.argtypes = ggml.ggml_free.argtypes = [ctypes.c_void_p]
-
+    ggml = libggml()
     ctx = ctypes.c_void_p()
-    gguf_ctx = ggml.gguf_init_from_file(str(path).encode(), Params(False, ctypes.pointer(ctx)))
+    gguf_ctx = ggml.gguf_init_from_file(str(path).encode(), GgufParams(False, ctypes.pointer(ctx)))
     assert gguf_ctx, "llama.cpp could not parse the control vector"
     data = np.zeros(0, dtype=np.float32)
     try:
