@@ -102,11 +102,7 @@ class Study:
         def save(c: Candidates) -> None:
             self.dir.write_candidates(c.tensors(), {"strata": c.strata})
 
-        def load() -> Candidates:
-            tensors, meta = self.dir.candidates()
-            return Candidates.from_tensors(tensors, meta["strata"])
-
-        return self._stage("activations", compute, save, load)
+        return self._stage("activations", compute, save, lambda: Candidates.load(self.dir))
 
     @cached_property
     def selected(self) -> tuple[dict[str, Direction], dict[str, tuple[SweepRow, ...]], SuppressionTokens]:

@@ -14,6 +14,7 @@ from interp.core.errors import InterpError
 from interp.core.model import Model
 from interp.study.config import Contrast, RunConfig
 from interp.study.records import LabelledRow, Labels
+from interp.study.rundir import RunDir
 
 __all__ = ["Candidates", "check_contrast", "extract_candidates"]
 
@@ -33,6 +34,12 @@ class Candidates:
         return cls({k.removesuffix(".candidates"): v for k, v in tensors.items() if k.endswith(".candidates")},
                    {k.removesuffix(".answered_mean"): v for k, v in tensors.items() if k.endswith(".answered_mean")},
                    strata)
+
+    @classmethod
+    def load(cls, run_dir: RunDir) -> Candidates:
+        """The candidates a run's activations stage saved."""
+        tensors, meta = run_dir.candidates()
+        return cls.from_tensors(tensors, meta["strata"])
 
 
 def check_contrast(labels: Labels, kind: str, split: str, suppressed_from: tuple[str, ...],

@@ -99,7 +99,7 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
     chosen = run_dir.direction(kind, model.fingerprint)
     rows = run_dir.read("sweeps", dict[str, tuple[SweepRow, ...]]).get(kind, ())
     labels = run_dir.labels()
-    inputs = search_inputs(c, labels, _candidates(run_dir), rows, (chosen.layer, chosen.position), config, settings)
+    inputs = search_inputs(c, labels, Candidates.load(run_dir), rows, (chosen.layer, chosen.position), config, settings)
     harmless = [r.prompt for r in labels.rows("harmless", "test")][: config.kl_n]
     probe = DamageProbe(model, harmless, capability_items(config.capability_n), config.kl_tokens)
     tester = PickTester(model, c, labels, config)
@@ -111,11 +111,6 @@ def search_saved_run(model: Model, path: Path | str, kind: str, settings: Search
         report = replace(run_dir.report(), search=searched)
         run_dir.write_report(report, render(report))
     return result
-
-
-def _candidates(run_dir: RunDir) -> Candidates:
-    tensors, meta = run_dir.candidates()
-    return Candidates.from_tensors(tensors, meta["strata"])
 
 
 def search_variant(model: Model, path: Path | str, kind: str, trial: int | None = None) -> Variant:
@@ -133,6 +128,6 @@ def search_variant(model: Model, path: Path | str, kind: str, trial: int | None 
         raise InterpError(f"the {kind} search has no trial {number} with parameters")
     if run_dir.stored()[0].get("model") != model.fingerprint:
         raise InterpError(f"{run_dir.path} measured another model than {model.spec}; load the run's model")
-    candidates = _candidates(run_dir)
+    candidates = Candidates.load(run_dir)
     inputs = SearchInputs(kind, candidates.by_kind[kind], candidates.answered_means[kind], (), (), (), 0, 0.0)
     return variant_for(model, inputs, chosen.params)
