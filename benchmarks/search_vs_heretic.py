@@ -149,15 +149,16 @@ def main() -> None:
     base_logits = last_logits(model, harmless)
     budget_s = args.budget * theirs["wall_search_s"]
     early = within(search.trials, budget_s)
+    early_front = pareto_front(early)
     ours = [{"trial": "unedited", **score(model, harmful, harmless, base_logits, nullcontext, args.tokens)}]
-    scored = [n for n in set(search.front) | set(pareto_front(early)) if search.trial(n).damage <= args.max_val_damage]
+    scored = [n for n in set(search.front) | set(early_front) if search.trial(n).damage <= args.max_val_damage]
     for number in sorted(scored, key=lambda n: search.trial(n).damage):
         variant = search_variant(model, args.run, args.kind, number)
         ours.append({"trial": number, "val_suppression": search.trial(number).suppression,
                      "val_damage": search.trial(number).damage,
                      **score(model, harmful, harmless, base_logits, lambda v=variant: ablate_variant(model, v), args.tokens)})
     heretic = heretic_front(theirs)
-    in_budget = [p for p in ours if p["trial"] == "unedited" or p["trial"] in pareto_front(early)]
+    in_budget = [p for p in ours if p["trial"] == "unedited" or p["trial"] in early_front]
     verdicts = [{"heretic_trial": h["trial"], "dominated_by": (d or {}).get("trial"),
                  "dominated_within_budget_by": (e or {}).get("trial")}
                 for h in heretic for d, e in [(dominated_by(h, ours), dominated_by(h, in_budget))]]
@@ -167,7 +168,7 @@ def main() -> None:
               "heretic_search_seconds": theirs["wall_search_s"], "heretic_trials": theirs["settings"]["n_trials"],
               "tokens": args.tokens, "interp_front_on_test": ours, "heretic_front_on_test": heretic,
               "max_val_damage": args.max_val_damage, "budget_fraction": args.budget, "budget_s": round(budget_s, 1),
-              "trials_within_budget": [t.number for t in early], "front_within_budget": list(pareto_front(early)),
+              "trials_within_budget": [t.number for t in early], "front_within_budget": list(early_front),
               "domination": verdicts, "dominates": all(v["dominated_by"] is not None for v in verdicts),
               "dominates_within_budget": all(v["dominated_within_budget_by"] is not None for v in verdicts)}
     out = Path(args.out)
