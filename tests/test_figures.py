@@ -9,16 +9,17 @@ from safetensors.torch import save_file
 from interp.study import figures
 
 
-def synthetic_run(path):
-    """A run directory written through RunDir from typed records, with made-up numbers."""
+def synthetic_run(path, verdicts=True):
+    """A run directory written through RunDir from typed records, with made-up numbers (verdicts=False: judged
+    before the four verdicts existed, with no faithful or invented share)."""
     from interp.study import records as R
     from interp.study.config import CONTRASTS, RunConfig
     from interp.study.rundir import RunDir
 
     layers, pos, d = 6, 3, 8
     g = torch.Generator().manual_seed(0)
-    rates = R.Rates(0.6, 0.5, 0.1, 0.2, 10)
-    ablated = R.Rates(0.1, 0.1, 0.0, 0.3, 10)
+    rates = R.Rates(0.6, 0.5, 0.1, 0.2, 10, **({"invented_rate": 0.3, "faithful_rate": 0.1} if verdicts else {}))
+    ablated = R.Rates(0.1, 0.1, 0.0, 0.3, 10, **({"invented_rate": 0.7, "faithful_rate": 0.2} if verdicts else {}))
     sets = {"censored": R.SetResult({"all": rates, "en": rates}, {"all": ablated, "en": ablated})}
     kind = R.KindResult(2, -1, R.Scores(-1.0, 0.5, 0.05), sets, rates, ablated, 0.05, R.CE(0.6, 0.7),
                         R.RandomBaseline(rates, 0.01),
@@ -89,3 +90,16 @@ def test_cross_model_figure_from_two_runs(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "f" / "cross_model.png").stat().st_size > 0 and (tmp_path / "f" / "cross_model.pdf").is_file()
+
+
+def test_cross_model_bars_are_each_runs_verdict_shares(tmp_path):
+    """Suppression and faithful before -> after and invented after, per model; a run without verdicts (an
+    archived keyword-judged one) gets its suppression bars only, never a faithful share of zero."""
+    for name in ("new", "old"):
+        (tmp_path / name).mkdir()
+    runs = [figures.load_run(synthetic_run(tmp_path / name, verdicts=v)) for name, v in (("new", True), ("old", False))]
+    fig = figures.cross_model(runs)
+    bars = fig.axes[2].patches  # row-major 2 x 2 axes: the bottom row's first kind
+    heights = sorted((round(b.get_x() + b.get_width() / 2, 3), round(b.get_height(), 6)) for b in bars)
+    assert [h for x, h in heights if x < 0.5] == [60.0, 10.0, 10.0, 20.0, 70.0]
+    assert [h for x, h in heights if x > 0.5] == [60.0, 10.0]

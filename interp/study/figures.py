@@ -288,7 +288,7 @@ FIGURES = {"layer_sweep": layer_sweep, "cosine": cosine, "projections": projecti
 
 
 def cross_model(runs: list[Run]) -> plt.Figure:
-    """Across models: best bypass per layer against depth (layer / n_layers), and suppression before/after."""
+    """Across models: best bypass per layer against depth (layer / n_layers), and the verdict shares before/after."""
     kinds = runs[0].kinds
     fig, axes = plt.subplots(2, len(kinds), figsize=(4.5 * len(kinds), 6.5), squeeze=False)
     for col, kind in enumerate(kinds):
@@ -309,19 +309,29 @@ def cross_model(runs: list[Run]) -> plt.Figure:
         ax.set_xlabel("depth (layer / number of layers)")
         ax.set_ylabel("bypass (log-odds, lower = more undone)")
         ax.legend(fontsize=7)
-        bars = axes[1, col]
-        labels = [run.report.model.name.replace("-Instruct", "") for run in runs]
-        x = range(len(runs))
-        before = [100 * run.report.kinds[kind].baseline.suppression_rate for run in runs]
-        after = [100 * run.report.kinds[kind].ablated.suppression_rate for run in runs]
-        bars.bar([i - 0.2 for i in x], before, 0.4, color=COLORS["before"], label="baseline")
-        bars.bar([i + 0.2 for i in x], after, 0.4, color=COLORS["after"], label="ablated")
-        bars.set_xticks(list(x), labels, fontsize=7)
-        bars.set_ylabel(f"suppression on {runs[0].report.contrasts[kind].label or kind} test prompts (%)")
-        bars.legend(fontsize=7)
+        _verdict_bars(axes[1, col], runs, kind)
     fig.suptitle("The same pipeline across model sizes")
     fig.tight_layout()
     return fig
+
+
+def _verdict_bars(ax: plt.Axes, runs: list[Run], kind: str) -> None:
+    """Per model: suppression and faithful shares before -> after, and the invented share after (a run judged
+    before verdicts existed has no faithful/invented share; its bars are left out, not drawn as zero)."""
+    bars = {"suppression before": ("baseline", "suppression_rate", "#7f8c8d"),
+            "suppression after": ("ablated", "suppression_rate", "#27ae60"),
+            "faithful before": ("baseline", "faithful_rate", "#aab7b8"),
+            "faithful after": ("ablated", "faithful_rate", "#2980b9"),
+            "invented after": ("ablated", "invented_rate", "#e67e22")}
+    width = 0.8 / len(bars)
+    for i, (name, (side, field, color)) in enumerate(bars.items()):
+        values = [getattr(getattr(run.report.kinds[kind], side), field) for run in runs]
+        xs = [m + (i - (len(bars) - 1) / 2) * width for m, v in enumerate(values) if v is not None]
+        ax.bar(xs, [100 * v for v in values if v is not None], width, color=color, label=name)
+    ax.set_xticks(range(len(runs)), [run.report.model.name.replace("-Instruct", "") for run in runs], fontsize=7)
+    ax.set_ylabel(f"{runs[0].report.contrasts[kind].label or kind} test prompts (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=6, ncol=2)
 
 
 def make_cross_model(run_dirs: list[Path | str], out_dir: Path | str) -> list[Path]:
