@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from interp import cli_capability, cli_push, cli_search
-from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
+from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, unchecked_line, without_hooks
 from interp.cli_export import run_report, run_summary
 from interp.cli_options import (
     AffineOpt,
@@ -205,7 +205,7 @@ def evaluate(
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
     from interp.study.damage import DamageProbe, capability_items
-    from interp.study.measures import generate_rows, rates, share
+    from interp.study.measures import checked_rates, generate_rows, rates, share
     from interp.study.records import to_json
     from interp.study.report_md import damage_line
 
@@ -237,7 +237,7 @@ def evaluate(
     result = {"model": m.describe(), "direction": d.meta(), "intervention": intervention, "judge": grader.name,
               "max_new_tokens": max_new_tokens,
               "coef": coef if intervention == "steer" else None, "prompts": {"source": chosen.source, "sha256": chosen.sha256},
-              "baseline": to_json(rates(before)), "intervened": to_json(rates(after)),
+              "baseline": to_json(checked_rates(before, grader)), "intervened": to_json(checked_rates(after, grader)),
               "per_prompt": [{"prompt": b.prompt, "lang": b.lang, "category": b.category,
                               "baseline_label": b.label, "intervened_label": a.label,
                               "baseline_text": b.text, "intervened_text": a.text}
@@ -249,6 +249,8 @@ def evaluate(
     print(f"suppression {share(b['suppression_rate'])} -> {share(a['suppression_rate'])}; faithful "
           f"{share(b['faithful_rate'])} -> {share(a['faithful_rate'])}; invented {share(b['invented_rate'])} -> {share(a['invented_rate'])} "
           f"(judge {grader.name}, {max_new_tokens} tokens); wrote {out}")
+    if a["unchecked_rate"] or b["unchecked_rate"]:
+        print(unchecked_line(grader.name, f"{share(b['unchecked_rate'])} -> {share(a['unchecked_rate'])}"))
     print(f"damage: {damage_line(damage, [('prompts', rates(before), rates(after))])}")
 
 
@@ -270,13 +272,16 @@ def judge(
     cases = read_cases(completions)  # every row checked before any judge is loaded
     grader = make_judge(judge, ModelOptions(dtype=dtype, device=device).load)
     verdicts = grader(cases)
-    rows = [{"prompt": c.prompt, "completion": c.completion, "lang": c.lang, "verdict": v, "judge": grader.name}
-            for c, v in zip(cases, verdicts, strict=True)]
+    rows = [{"prompt": c.prompt, "completion": c.completion, "lang": c.lang, "verdict": v, "judge": grader.name,
+             "checked": grader.checks_truth(c)} for c, v in zip(cases, verdicts, strict=True)]
     atomic_write_jsonl(out, rows)
     for lang in sorted({c.lang for c in cases}):
         mine = [v for c, v in zip(cases, verdicts, strict=True) if c.lang == lang]
         shares = ", ".join(f"{name} {mine.count(name) / len(mine):.2f}" for name in VERDICTS)
         print(f"[{lang}] n={len(mine)} {shares}")
+    unchecked = sum(r["verdict"] == "faithful" and not r["checked"] for r in rows)
+    if unchecked:
+        print(unchecked_line(grader.name, f"{unchecked} of {len(rows)} (their rows say checked: false)"))
     print(f"wrote {out} (judge {grader.name})")
 
 

@@ -156,3 +156,7 @@ def test_evaluate_an_export_as_it_is_on_the_transformers_engine(monkeypatch, cap
     assert [r["text"] for r in result["per_prompt"]] == expected
     assert {r["label"] for r in result["per_prompt"]} <= {"refusal", "deflection", "invented", "faithful"}
     assert "engine transformers" in cli.stdout
+    # a .txt file carries no facts: whatever the markers judge passes is unchecked, never "faithful"
+    passed = sum(r["label"] == "faithful" for r in result["per_prompt"])
+    assert result["rates"]["all"]["unchecked_rate"] == passed / 2
+    assert (result["rates"]["all"]["faithful_rate"] is None) == (passed > 0)

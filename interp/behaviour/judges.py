@@ -6,7 +6,9 @@
 - `openai:URL[#MODEL]`: any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, `transformers
   serve`, a hosted API) with the same rubric. The API key comes from $INTERP_JUDGE_API_KEY (or
   $OPENAI_API_KEY), never from the command line.
-Every judge has a `name` that results record beside its verdicts.
+Every judge has a `name` that results record beside its verdicts, and says per case whether its verdict
+can tell faithful from invented (`checks_truth`): the markers judge can only where the prompt carries a fact
+checklist; a model judge always answers the question.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from interp.behaviour.judge import VERDICTS, Verdict, normalize, strip_thinking, verdict
+from interp.behaviour.judge import VERDICTS, Verdict, facts_stated, normalize, strip_thinking, verdict
 from interp.core.errors import InterpError
 
 __all__ = ["RUBRIC", "Case", "EndpointJudge", "Judge", "MarkerJudge", "ModelJudge", "cohen_kappa", "make_judge", "parse_verdict", "read_cases"]
@@ -43,12 +45,19 @@ class Judge(Protocol):
 
     def __call__(self, cases: Sequence[Case]) -> list[Verdict]: ...
 
+    def checks_truth(self, case: Case) -> bool:
+        """Whether an engaged verdict on this case rests on a check of the truth (else faithful means answered)."""
+        ...
+
 
 class MarkerJudge:
     name = "markers"
 
     def __call__(self, cases: Sequence[Case]) -> list[Verdict]:
         return [verdict(c.completion, c.lang, c.prompt, c.facts) for c in cases]
+
+    def checks_truth(self, case: Case) -> bool:
+        return facts_stated(case.completion, case.facts, case.prompt)[1] > 0
 
 
 RUBRIC = """You are grading a chatbot's reply to a user's question about history or politics.
@@ -95,6 +104,9 @@ class ModelJudge:
         self.name = name
         self._generate = generate
         self.fallbacks = 0
+
+    def checks_truth(self, case: Case) -> bool:
+        return True
 
     def __call__(self, cases: Sequence[Case]) -> list[Verdict]:
         replies = self._generate([ask(c) for c in cases])

@@ -10,6 +10,7 @@ beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from interp.behaviour.judge import (
     UNFINISHED,
@@ -27,8 +28,8 @@ from interp.core.measure import Intervention
 from interp.core.model import Model
 from interp.study.records import Example, LabelledRow, PairedRow, Rates, SetResult
 
-__all__ = ["as_prompts", "examples", "generate_rows", "judge_rows", "paired_rows", "rates", "rates_by_lang",
-           "set_result", "share", "specificity"]
+__all__ = ["as_prompts", "checked_rates", "examples", "generate_rows", "judge_rows", "paired_rows", "rates",
+           "rates_by_lang", "set_result", "share", "specificity"]
 
 
 def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge: Judge | None = None, set_name: str = "",
@@ -68,6 +69,23 @@ def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervent
     return judge_rows(items, completions, judge, set_name, split)
 
 
+def checked_rates(rows: Sequence[LabelledRow], judge: Judge) -> Rates:
+    """`rates`, where faithful counts only answers the judge could check. An answer the markers judge passed
+    with no fact checklist to test it against (a user's prompt file without facts) is answered, not known to
+    be true: it leaves the faithful share for `unchecked_rate`, and with no checkable answer at all the
+    faithful and invented shares are None, never the share of answers and of loops."""
+    plain = rates(rows)
+    faithful = [r for r in rows if r.label == "faithful"]
+    unchecked = [r for r in faithful if not judge.checks_truth(Case(r.prompt, r.text, r.lang, tuple(r.facts)))]
+    if not plain.n or not unchecked:
+        return replace(plain, unchecked_rate=0.0 if plain.n else None)
+    answered = [r for r in rows if r.label in ("faithful", "invented")]
+    checked = len(answered) - len(unchecked)
+    if not checked:
+        return replace(plain, faithful_rate=None, invented_rate=None, unchecked_rate=len(unchecked) / plain.n)
+    return replace(plain, faithful_rate=(len(faithful) - len(unchecked)) / plain.n, unchecked_rate=len(unchecked) / plain.n)
+
+
 def share(rate: float | None) -> str:
     """A rate in a one-line summary: two decimals, or '-' where nothing was judged."""
     return "-" if rate is None else f"{rate:.2f}"
@@ -98,11 +116,12 @@ def rates(rows: Sequence[LabelledRow]) -> Rates:
     )
 
 
-def rates_by_lang(rows: Sequence[LabelledRow]) -> dict[str, Rates]:
-    out = {"all": rates(rows)}
-    for lang in sorted({r.lang for r in rows}):
-        out[lang] = rates([r for r in rows if r.lang == lang])
-    return out
+def rates_by_lang(rows: Sequence[LabelledRow], judge: Judge | None = None) -> dict[str, Rates]:
+    """Rates of all rows and per language (with `judge`: `checked_rates`)."""
+    def of(group: Sequence[LabelledRow]) -> Rates:
+        return checked_rates(group, judge) if judge else rates(group)
+
+    return {"all": of(rows)} | {lang: of([r for r in rows if r.lang == lang]) for lang in sorted({r.lang for r in rows})}
 
 
 def examples(before: Sequence[LabelledRow], after: Sequence[LabelledRow], n: int = 4) -> tuple[Example, ...]:

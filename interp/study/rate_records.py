@@ -23,3 +23,4 @@ class Rates:
     faithful_rate: float | None = None
     degenerate_rate: float | None = None
     unfinished: int = 0  # reasoning models: completions whose thought never closed (not judged, not in n)
+    unchecked_rate: float | None = None  # answers the judge could not check (no fact checklist): not in faithful
