@@ -33,7 +33,7 @@ META = HERE / "tests" / "data" / "judge_fourway_meta.json"
 MAX_NEW_TOKENS = 128
 MODELS = (  # (spec, name written to the rows, results directory holding its censorship direction)
     ("embedded", "qwen2.5-coder-0.5b", HERE / "results" / "archive" / "qwen2.5-coder-0.5b-keywords32"),
-    ("embedded-1.5b", "qwen2.5-coder-1.5b", HERE / "results" / "qwen2.5-coder-1.5b"),
+    ("embedded-1.5b", "qwen2.5-coder-1.5b", HERE / "results" / "archive" / "qwen2.5-coder-1.5b-keywords32"),
 )
 CONDITIONS = ("before", "after")
 PER_LANG = 13
