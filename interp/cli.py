@@ -180,7 +180,9 @@ def direction(
 @model_options()
 def evaluate(
     opts: ModelOptions,
-    prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file")],
+    prompts: Annotated[str, typer.Option(help="Prompt set name or .jsonl/.csv/.txt file (.jsonl rows may carry "
+                                               "`facts`: without them the markers judge cannot tell faithful "
+                                               "from invented, and says so)")],
     out: Annotated[Path, typer.Option(help="Result JSON")],
     direction: Annotated[Path | None, typer.Option(help="DIR/directions.safetensors (or its directory); without "
                                                         "it, the model is evaluated as it is (an export)")] = None,
