@@ -326,8 +326,11 @@ def _verdict_bars(ax: plt.Axes, runs: list[Run], kind: str) -> None:
     width = 0.8 / len(bars)
     for i, (name, (side, field, color)) in enumerate(bars.items()):
         values = [getattr(getattr(run.report.kinds[kind], side), field) for run in runs]
+        if all(v is None for v in values):
+            continue  # no run has this share: no bar, and no legend entry for one
         xs = [m + (i - (len(bars) - 1) / 2) * width for m, v in enumerate(values) if v is not None]
-        ax.bar(xs, [100 * v for v in values if v is not None], width, color=color, label=name)
+        drawn = ax.bar(xs, [100 * v for v in values if v is not None], width, color=color, label=name)
+        ax.bar_label(drawn, fmt="%.0f", fontsize=6)
     ax.set_xticks(range(len(runs)), [run.report.model.name.replace("-Instruct", "") for run in runs], fontsize=7)
     ax.set_ylabel(f"{runs[0].report.contrasts[kind].label or kind} test prompts (%)")
     ax.set_ylim(0, 105)
