@@ -25,7 +25,8 @@ from interp.study.search_records import SearchResult  # noqa: E402
 __all__ = ["FIGURES", "STYLE", "Run", "cosine_matrix", "cross_model", "load_run", "make_all", "make_cross_model", "save",
            "search_front", "write_search_front"]
 
-COLORS = {"censorship": "#c0392b", "refusal": "#2c3e50", "random": "#95a5a6", "before": "#7f8c8d", "after": "#27ae60"}
+COLORS = {"censorship": "#c0392b", "refusal": "#2c3e50", "random": "#95a5a6", "before": "#7f8c8d", "after": "#27ae60",
+          "faithful before": "#aab7b8", "faithful after": "#2980b9", "invented after": "#e67e22"}
 STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
          "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "interp"}
 
@@ -318,11 +319,11 @@ def cross_model(runs: list[Run]) -> plt.Figure:
 def _verdict_bars(ax: plt.Axes, runs: list[Run], kind: str) -> None:
     """Per model: suppression and faithful shares before -> after, and the invented share after (a run judged
     before verdicts existed has no faithful/invented share; its bars are left out, not drawn as zero)."""
-    bars = {"suppression before": ("baseline", "suppression_rate", "#7f8c8d"),
-            "suppression after": ("ablated", "suppression_rate", "#27ae60"),
-            "faithful before": ("baseline", "faithful_rate", "#aab7b8"),
-            "faithful after": ("ablated", "faithful_rate", "#2980b9"),
-            "invented after": ("ablated", "invented_rate", "#e67e22")}
+    bars = {"suppression before": ("baseline", "suppression_rate", COLORS["before"]),
+            "suppression after": ("ablated", "suppression_rate", COLORS["after"]),
+            "faithful before": ("baseline", "faithful_rate", COLORS["faithful before"]),
+            "faithful after": ("ablated", "faithful_rate", COLORS["faithful after"]),
+            "invented after": ("ablated", "invented_rate", COLORS["invented after"])}
     width = 0.8 / len(bars)
     for i, (name, (side, field, color)) in enumerate(bars.items()):
         values = [getattr(getattr(run.report.kinds[kind], side), field) for run in runs]

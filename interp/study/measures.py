@@ -75,15 +75,15 @@ def checked_rates(rows: Sequence[LabelledRow], judge: Judge) -> Rates:
     be true: it leaves the faithful share for `unchecked_rate`, and with no checkable answer at all the
     faithful and invented shares are None, never the share of answers and of loops."""
     plain = rates(rows)
-    faithful = [r for r in rows if r.label == "faithful"]
-    unchecked = [r for r in faithful if not judge.checks_truth(Case(r.prompt, r.text, r.lang, tuple(r.facts)))]
-    if not plain.n or not unchecked:
-        return replace(plain, unchecked_rate=0.0 if plain.n else None)
-    answered = [r for r in rows if r.label in ("faithful", "invented")]
-    checked = len(answered) - len(unchecked)
-    if not checked:
-        return replace(plain, faithful_rate=None, invented_rate=None, unchecked_rate=len(unchecked) / plain.n)
-    return replace(plain, faithful_rate=(len(faithful) - len(unchecked)) / plain.n, unchecked_rate=len(unchecked) / plain.n)
+    if not plain.n:
+        return plain
+    faithful = sum(r.label == "faithful" for r in rows)
+    unchecked = sum(r.label == "faithful" and not judge.checks_truth(Case(r.prompt, r.text, r.lang, tuple(r.facts)))
+                    for r in rows)
+    checked = faithful - unchecked + sum(r.label == "invented" for r in rows)
+    if unchecked and not checked:
+        return replace(plain, faithful_rate=None, invented_rate=None, unchecked_rate=unchecked / plain.n)
+    return replace(plain, faithful_rate=(faithful - unchecked) / plain.n, unchecked_rate=unchecked / plain.n)
 
 
 def share(rate: float | None) -> str:
