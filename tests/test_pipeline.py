@@ -87,6 +87,39 @@ def test_interrupted_run_resumes_to_the_same_report(refuser, tmp_path, monkeypat
     assert replace(resumed, **same) == replace(whole, **same)
 
 
+def test_an_evaluate_stage_cut_after_one_kind_resumes_at_the_next(refuser, tmp_path, monkeypatch):
+    import interp.study.damage
+    import interp.study.runner
+
+    whole = run(refuser, tmp_path / "whole", tiny_config())
+    real, kinds = interp.study.runner.evaluate_kind, []
+
+    def cut_at_the_second_kind(model, c, *args, **kwargs):
+        if kinds:
+            raise KeyboardInterrupt
+        kinds.append(c.name)
+        return real(model, c, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(interp.study.runner, "evaluate_kind", cut_at_the_second_kind)
+        with pytest.raises(KeyboardInterrupt):
+            run(refuser, tmp_path / "cut", tiny_config())
+    assert set(json.loads((tmp_path / "cut" / "evaluate-partial.json").read_text())) == set(kinds)
+    evaluated, probes = [], []
+    real_accuracy = interp.study.damage.capability_accuracy
+    monkeypatch.setattr(interp.study.runner, "evaluate_kind",
+                        lambda model, c, *a, **k: (evaluated.append(c.name), real(model, c, *a, **k))[1])
+    monkeypatch.setattr(interp.study.damage, "capability_accuracy",
+                        lambda *a, **k: (probes.append(k.get("description")), real_accuracy(*a, **k))[1])
+    resumed = run(refuser, tmp_path / "cut", tiny_config(), resume=True)
+    assert kinds[0] not in evaluated and len(evaluated) == len(whole.kinds) - 1
+    assert "capability probe, unedited" not in probes  # the finished kind's unedited score is reused
+    assert not (tmp_path / "cut" / "evaluate-partial.json").exists()
+    same = {"timings": {}, "resumed_stages": ()}
+    assert replace(resumed, **same) == replace(whole, **same)
+    assert (tmp_path / "cut" / "per_prompt.jsonl").read_text() == (tmp_path / "whole" / "per_prompt.jsonl").read_text()
+
+
 def test_an_earlier_run_is_never_overwritten_without_resume(refuser, tmp_path):
     run(refuser, tmp_path, tiny_config())
     before = (tmp_path / "report.json").read_bytes()

@@ -134,13 +134,15 @@ def capability_subset(items: Sequence[CapabilityItem], n: int) -> tuple[Capabili
     return tuple(items[i] for i in sorted(chosen))
 
 
-def choice_logprobs(model: Model, items: Sequence[CapabilityItem], batch_size: int = 16) -> list[list[float]]:
-    """Per item: each choice's summed log-probability as the reply to the item's prompt (active edits apply)."""
+def choice_logprobs(model: Model, items: Sequence[CapabilityItem], batch_size: int = 16,
+                    description: str | None = None) -> list[list[float]]:
+    """Per item: each choice's summed log-probability as the reply to the item's prompt (active edits apply).
+    `description`: show a progress bar."""
     from interp.core.measure import continuation_nll
 
     prompts = [item.prompt for item in items for _ in item.choices]
     replies = [choice for item in items for choice in item.choices]
-    nll = continuation_nll(model, prompts, replies, batch_size=batch_size)
+    nll = continuation_nll(model, prompts, replies, batch_size=batch_size, description=description)
     out, at = [], 0
     for item in items:
         out.append([-summed for summed, _ in nll[at : at + len(item.choices)]])
@@ -148,11 +150,13 @@ def choice_logprobs(model: Model, items: Sequence[CapabilityItem], batch_size: i
     return out
 
 
-def capability_accuracy(model: Model, items: Sequence[CapabilityItem], batch_size: int = 16) -> CapabilityScore:
-    """Accuracy on the probe under the model's active edits (`with ablate(model, d): capability_accuracy(...)`)."""
+def capability_accuracy(model: Model, items: Sequence[CapabilityItem], batch_size: int = 16,
+                        description: str | None = None) -> CapabilityScore:
+    """Accuracy on the probe under the model's active edits (`with ablate(model, d): capability_accuracy(...)`).
+    `description`: show a progress bar."""
     if not items:
         raise InterpError("no capability items to score")
-    scores = choice_logprobs(model, items, batch_size)
+    scores = choice_logprobs(model, items, batch_size, description)
     right = [max(range(len(s)), key=s.__getitem__) == item.answer for item, s in zip(items, scores, strict=True)]
     by_lang = {lang: [r for r, item in zip(right, items, strict=True) if item.lang == lang]
                for lang in sorted({item.lang for item in items})}

@@ -12,6 +12,7 @@ import torch
 from interp.core.errors import InterpError
 from interp.core.generation import complete, length_batches
 from interp.core.model import Model
+from interp.core.progress import advance, progress_bar
 from interp.core.types import ChatBatch
 
 __all__ = ["Intervention", "continuation_ce", "continuation_kl", "continuation_logprob", "continuation_nll", "kl_under",
@@ -88,18 +89,23 @@ def token_scores(model: Model, pairs: Sequence[tuple[Sequence[int], Sequence[int
 
 
 def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequence[str],
-                     intervention: Intervention | None = None, batch_size: int = 16) -> list[tuple[float, int]]:
+                     intervention: Intervention | None = None, batch_size: int = 16,
+                     description: str | None = None) -> list[tuple[float, int]]:
     """Per prompt: (summed negative log-likelihood, token count) of the given continuation after the chat
-    prompt, teacher-forced, under the intervention if one is given."""
+    prompt, teacher-forced, under the intervention if one is given. `description`: show a progress bar."""
     out: list[tuple[float, int]] = []
     tok = model.tokenizer
-    for start in range(0, len(prompts), batch_size):
-        heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
-        tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations[start : start + batch_size]]
-        pairs = list(zip(heads, tails, strict=True))
-        with intervention() if intervention is not None else nullcontext():
-            scores = token_scores(model, pairs)
-        out += [(nll, len(tail)) for (nll, _), tail in zip(scores, tails, strict=True)]
+    show = description is not None
+    with progress_bar(description or "", len(prompts), unit="sequences", show=show) as bar:
+        task = bar.add_task(description or "", total=len(prompts), rate="-", visible=show)
+        for start in range(0, len(prompts), batch_size):
+            heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
+            tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations[start : start + batch_size]]
+            pairs = list(zip(heads, tails, strict=True))
+            with intervention() if intervention is not None else nullcontext():
+                scores = token_scores(model, pairs)
+            out += [(nll, len(tail)) for (nll, _), tail in zip(scores, tails, strict=True)]
+            advance(bar, task, len(pairs))
     return out
 
 

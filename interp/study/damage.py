@@ -34,8 +34,12 @@ class DamageProbe:
     """`probe.measure(lambda: ablate(model, d))` -> Damage. Built on the unedited model: the base
     continuations and the probe's unedited score are made (lazily, once) with no edit active."""
 
-    def __init__(self, model: Model, harmless: Sequence[str], capability: Sequence[CapabilityItem], tokens: int = 32):
+    def __init__(self, model: Model, harmless: Sequence[str], capability: Sequence[CapabilityItem], tokens: int = 32,
+                 capability_before: CapabilityScore | None = None):
+        """`capability_before`: the unedited score, if already measured on these items (a resumed run)."""
         self.model, self.harmless, self.items, self.tokens = model, list(harmless), tuple(capability), tokens
+        known = capability_before is not None and capability_before.n == len(self.items)
+        self._known_before = capability_before if known else None
 
     @cached_property
     def continuations(self) -> list[str]:
@@ -43,7 +47,9 @@ class DamageProbe:
 
     @cached_property
     def capability_before(self) -> CapabilityScore | None:
-        return capability_accuracy(self.model, self.items) if self.items else None
+        if self._known_before is not None or not self.items:
+            return self._known_before
+        return capability_accuracy(self.model, self.items, description="capability probe, unedited")
 
     def measure(self, intervention: Intervention) -> Damage:
         kl = (continuation_kl(self.model, self.harmless, intervention, self.continuations, self.tokens)
@@ -51,5 +57,5 @@ class DamageProbe:
         before, after = self.capability_before, None
         if self.items:
             with intervention():
-                after = capability_accuracy(self.model, self.items)
+                after = capability_accuracy(self.model, self.items, description="capability probe, edited")
         return Damage(kl, self.tokens, len(self.harmless), before, after)

@@ -4,7 +4,8 @@ through it and every reader (report, figures, scripts) reads through it, typed.
 Files (all written atomically): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
 sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
 search.json + search.db (Optuna's SQLite study, transactional rather than atomic); report.json + report.md;
-figures/. manifest.json records the run's identity and its completed stages: a resume against a different
+figures/. Two checkpoints live only while their stage runs: sweep-partial.json (select) and
+evaluate-partial.json (each finished kind). manifest.json records the run's identity and its completed stages: a resume against a different
 identity is refused, since mixing stages of two runs would give a report that belongs to neither.
 """
 
@@ -30,7 +31,7 @@ from interp.core.atomic import (
 )
 from interp.core.errors import InterpError
 from interp.study.config import RunConfig
-from interp.study.records import LabelledRow, Labels, PairedRow, Report, from_json, to_json
+from interp.study.records import KindResult, LabelledRow, Labels, PairedRow, Report, from_json, to_json
 from interp.study.schema import upgrade
 from interp.study.search_records import SearchResult
 
@@ -38,6 +39,7 @@ __all__ = ["RunDir"]
 
 MANIFEST = "manifest.json"
 SWEEP_CHECKPOINT = "sweep-partial.json"
+EVALUATE_CHECKPOINT = "evaluate-partial.json"
 # the files each stage writes: a resumed stage whose files are gone cannot be loaded
 STAGE_FILES = {
     "label": ("labels.jsonl",),
@@ -175,18 +177,43 @@ class RunDir:
         atomic_write_json(self.path / SWEEP_CHECKPOINT, partial)
 
     def sweep_rows(self) -> dict[str, list[dict]]:
-        path = self.path / SWEEP_CHECKPOINT
-        try:
-            partial = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError):
-            return {}  # a damaged checkpoint is recomputed, never trusted
-        ok = isinstance(partial, dict) and all(isinstance(v, list) and all(isinstance(r, dict) and "layer" in r
-                                                                         and "position" in r for r in v)
-                                               for v in partial.values())
+        partial = self._read_checkpoint(SWEEP_CHECKPOINT)  # a damaged checkpoint is recomputed, never trusted
+        ok = all(isinstance(v, list) and all(isinstance(r, dict) and "layer" in r and "position" in r for r in v)
+                 for v in partial.values())
         return partial if ok else {}
 
     def drop_sweep_rows(self) -> None:
         (self.path / SWEEP_CHECKPOINT).unlink(missing_ok=True)
+
+    def write_evaluated_kind(self, kind: str, result: KindResult, rows: list[PairedRow]) -> None:
+        """One kind's evaluate result and before/after rows (a checkpoint inside the stage, so a run killed
+        after one kind's hour of generation and damage measures resumes at the next kind; removed once the
+        stage completes)."""
+        partial = self._read_checkpoint(EVALUATE_CHECKPOINT)
+        partial[kind] = {"result": to_json(result), "rows": [to_json(r) for r in rows]}
+        atomic_write_json(self.path / EVALUATE_CHECKPOINT, partial)
+
+    def evaluated_kinds(self) -> dict[str, tuple[KindResult, list[PairedRow]]]:
+        """The kinds the evaluate checkpoint holds; a damaged entry is recomputed, never trusted."""
+        out = {}
+        for kind, entry in self._read_checkpoint(EVALUATE_CHECKPOINT).items():
+            try:
+                out[kind] = (from_json(KindResult, entry["result"], kind),
+                             [from_json(PairedRow, row, kind) for row in entry["rows"]])
+            except (InterpError, KeyError, TypeError):
+                continue
+        return out
+
+    def drop_evaluated_kinds(self) -> None:
+        (self.path / EVALUATE_CHECKPOINT).unlink(missing_ok=True)
+
+    def _read_checkpoint(self, name: str) -> dict[str, Any]:
+        path = self.path / name
+        try:
+            partial = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return partial if isinstance(partial, dict) else {}
 
     @property
     def search_db(self) -> Path:

@@ -140,21 +140,32 @@ class Study:
     @cached_property
     def damage_probe(self) -> DamageProbe:  # its unedited side is computed once, only if a stage needs it
         harmless = [r.prompt for r in self.labels.rows("harmless", "test")][: self.config.kl_n]
-        return DamageProbe(self.model, harmless, capability_items(self.config.capability_n), self.config.kl_tokens)
+        known = next((r.damage.capability_before for r, _ in self.dir.evaluated_kinds().values()
+                      if r.damage and r.damage.capability_before), None)  # the unedited score a resumed kind measured
+        return DamageProbe(self.model, harmless, capability_items(self.config.capability_n), self.config.kl_tokens,
+                           capability_before=known)
 
     @cached_property
     def evaluated(self) -> dict[str, KindResult]:
         def compute() -> dict[str, KindResult]:
-            results, paired = {}, []
+            results, paired, finished = {}, [], self.dir.evaluated_kinds()
             for c in self.contrasts:
-                results[c.name], rows = evaluate_kind(self.model, c, self.chosen[c.name], self.labels, self.config,
-                                                      self.harmless_logits, self.damage_probe.measure)
+                if c.name in finished:
+                    print(f"[interp] evaluate {c.name}: resumed from the checkpoint")
+                    results[c.name], rows = finished[c.name]
+                else:
+                    results[c.name], rows = evaluate_kind(self.model, c, self.chosen[c.name], self.labels,
+                                                          self.config, self.harmless_logits, self.damage_probe.measure)
+                    self.dir.write_evaluated_kind(c.name, results[c.name], rows)
                 paired += rows
             self.dir.write_per_prompt(paired)
             return results
 
-        return self._stage("evaluate", compute, lambda v: self.dir.write_json("evaluate", v),
-                           lambda: self.dir.read("evaluate", dict[str, KindResult]))
+        def save(results: dict[str, KindResult]) -> None:
+            self.dir.write_json("evaluate", results)
+            self.dir.drop_evaluated_kinds()
+
+        return self._stage("evaluate", compute, save, lambda: self.dir.read("evaluate", dict[str, KindResult]))
 
     @cached_property
     def steering(self) -> dict[str, tuple[SteerPoint, ...]]:
