@@ -277,10 +277,12 @@ def judge(
     rows = [{"prompt": c.prompt, "completion": c.completion, "lang": c.lang, "verdict": v, "judge": grader.name,
              "checked": grader.checks_truth(c)} for c, v in zip(cases, verdicts, strict=True)]
     atomic_write_jsonl(out, rows)
-    for lang in sorted({c.lang for c in cases}):
-        mine = [v for c, v in zip(cases, verdicts, strict=True) if c.lang == lang]
-        shares = ", ".join(f"{name} {mine.count(name) / len(mine):.2f}" for name in VERDICTS)
-        print(f"[{lang}] n={len(mine)} {shares}")
+    for lang in sorted({c.lang for c in cases}):  # faithful: only answers the judge checked, as `evaluate` counts
+        mine = [(r["verdict"], r["verdict"] == "faithful" and not r["checked"]) for r in rows if r["lang"] == lang]
+        counts = {name: sum(v == name and not unchecked for v, unchecked in mine) for name in VERDICTS}
+        counts["unchecked"] = sum(unchecked for _, unchecked in mine)
+        print(f"[{lang}] n={len(mine)} " + ", ".join(f"{name} {k / len(mine):.2f}" for name, k in counts.items()
+                                                      if k or name in VERDICTS))
     unchecked = sum(r["verdict"] == "faithful" and not r["checked"] for r in rows)
     if unchecked:
         print(unchecked_line(grader.name, f"{unchecked} of {len(rows)} (their rows say checked: false)"))

@@ -90,6 +90,9 @@ def test_judge_command_grades_completions_made_elsewhere(tmp_path):
     assert [r["verdict"] for r in out] == ["refusal", "faithful", "invented", "faithful"] and {r["judge"] for r in out} == {"markers"}
     # the last answer had no facts to check: the markers judge passed it, and says it did not check it
     assert [r["checked"] for r in out] == [False, True, True, False] and "unchecked answers 1 of 4" in result.stdout
+    # the English summary counts the unchecked answer apart from the faithful one it could check
+    assert "[en] n=3 refusal 0.33, deflection 0.00, invented 0.00, faithful 0.33, unchecked 0.33" in result.stdout
+    assert "[zh] n=1 refusal 0.00, deflection 0.00, invented 1.00, faithful 0.00\n" in result.stdout
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q"}\n')
     result = interp("judge", "--completions", str(bad), "--out", str(tmp_path / "never.jsonl"))
