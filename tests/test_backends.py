@@ -1,3 +1,4 @@
+import pytest
 import torch
 from tiny import tiny_model
 
@@ -46,3 +47,29 @@ def test_generation_with_cache_equals_without(tiny, prompts):
         )[:, batch.input_ids.shape[1]:]
     assert new.shape[0] == len(prompts)
     assert torch.equal(new[:, : plain.shape[1]], plain[:, : new.shape[1]])
+
+
+def test_continuations_sharing_a_cached_context_score_as_if_run_whole(tiny, prompts):
+    from test_math import random_direction
+
+    from interp.core.interventions import ablate
+    from interp.core.measure import shared_prefix_scores, token_scores
+
+    tok = tiny.tokenizer
+    heads = [tok(tiny.chat_text(p), add_special_tokens=False)["input_ids"] for p in prompts[:3]]
+    greedy = tiny.backend.generate(tiny.format_chat(prompts[:1]), max_new_tokens=4)[0].tolist()
+    tails = [[greedy, tok("Bee", add_special_tokens=False)["input_ids"], []],
+             [tok("a longer answer", add_special_tokens=False)["input_ids"]],
+             [tok("q", add_special_tokens=False)["input_ids"], tok("rr", add_special_tokens=False)["input_ids"]]]
+    runs = []
+    for edit in (None, random_direction(tiny)):
+        with ablate(tiny, edit) if edit else torch.no_grad():
+            whole = [token_scores(tiny, [(h, t) for t in group]) for h, group in zip(heads, tails, strict=True)]
+            shared = shared_prefix_scores(tiny, heads, tails, rows_per_pass=2)  # rows of one context split over passes
+        assert [[g for _, g in s] for s in shared] == [[g for _, g in s] for s in whole]
+        torch.testing.assert_close(torch.tensor([n for s in shared for n, _ in s]),
+                                   torch.tensor([n for s in whole for n, _ in s]), atol=1e-4, rtol=1e-5)
+        runs.append(shared)
+    plain, ablated = runs
+    assert plain[0][0][1] and plain[0][2] == (0.0, True)  # the model's own greedy text; an empty continuation
+    assert ablated[1][0][0] != pytest.approx(plain[1][0][0])  # the edit was in force in the cached passes

@@ -42,18 +42,24 @@ def test_serialised_traces_equal_local_ones_with_edits_and_generation(tiny_dir):
     from test_math import random_direction
 
     from interp.core.generation import complete
+    from interp.core.measure import continuation_nll
 
     model = load_model(str(tiny_dir), dtype="fp32", backend="nnsight")
     d = random_direction(model, kind="refusal")
     batch = model.format_chat(PROMPTS)
     results = {}
+    choices = ["yes", "no", "perhaps not"]  # three continuations of each prompt: cached locally, whole when sent
     for mode in (False, "local"):
         model.backend.remote = mode
         with ablate(model, d):
             run = model.backend.run(batch, read=[0, 1], logits="last")
             text = complete(model, PROMPTS, 6, show_progress=False)
-        results[mode] = (run, text)
-    (local, local_text), (sent, sent_text) = results[False], results["local"]
+        scores = continuation_nll(model, [p for p in PROMPTS for _ in choices], choices * len(PROMPTS),
+                                  lambda: ablate(model, d))
+        results[mode] = (run, text, scores)
+    assert not model.backend.kv_cache  # "local" stands for a remote engine, whose caches stay there
+    (local, local_text, local_scores), (sent, sent_text, sent_scores) = results[False], results["local"]
+    torch.testing.assert_close(torch.tensor(sent_scores), torch.tensor(local_scores), atol=1e-4, rtol=1e-5)
     assert sent_text == local_text
     torch.testing.assert_close(sent.logits, local.logits)
     assert all(torch.equal(sent.resid[k], local.resid[k]) for k in local.resid)

@@ -4,6 +4,7 @@ whatever edits are active."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
@@ -16,7 +17,8 @@ from interp.core.progress import advance, progress_bar
 from interp.core.types import ChatBatch
 
 __all__ = ["Intervention", "continuation_ce", "continuation_kl", "continuation_logprob", "continuation_nll", "kl_under",
-           "last_logits", "left_pad", "mean_kl", "token_scores"]
+           "last_logits", "left_pad", "mean_kl", "shared_prefix_scores",
+           "token_scores"]
 
 Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each call, e.g. lambda: ablate(m, d)
 
@@ -92,20 +94,74 @@ def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequen
                      intervention: Intervention | None = None, batch_size: int = 16,
                      description: str | None = None) -> list[tuple[float, int]]:
     """Per prompt: (summed negative log-likelihood, token count) of the given continuation after the chat
-    prompt, teacher-forced, under the intervention if one is given. `description`: show a progress bar."""
-    out: list[tuple[float, int]] = []
+    prompt, teacher-forced, under the intervention if one is given. Continuations of the same prompt (a probe
+    item's choices) share one pass over it where the backend keeps a KV cache. `description`: a progress bar."""
     tok = model.tokenizer
-    show = description is not None
+    by_prompt: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_prompt.setdefault(p, []).append(i)
+    tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
+    out: list[tuple[float, int] | None] = [None] * len(prompts)
+    show, groups = description is not None, list(by_prompt.items())
     with progress_bar(description or "", len(prompts), unit="sequences", show=show) as bar:
         task = bar.add_task(description or "", total=len(prompts), rate="-", visible=show)
-        for start in range(0, len(prompts), batch_size):
-            heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
-            tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations[start : start + batch_size]]
-            pairs = list(zip(heads, tails, strict=True))
+        for start in range(0, len(groups), batch_size):
+            chunk = groups[start : start + batch_size]
+            heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p, _ in chunk]
             with intervention() if intervention is not None else nullcontext():
-                scores = token_scores(model, pairs)
-            out += [(nll, len(tail)) for (nll, _), tail in zip(scores, tails, strict=True)]
-            advance(bar, task, len(pairs))
+                scores = (shared_prefix_scores(model, heads, [[tails[i] for i in idx] for _, idx in chunk], batch_size)
+                          if model.backend.kv_cache else _each_pair(model, heads, [idx for _, idx in chunk], tails))
+            for (_, idx), group_scores in zip(chunk, scores, strict=True):
+                for i, (nll, _) in zip(idx, group_scores, strict=True):
+                    out[i] = (nll, len(tails[i]))
+            advance(bar, task, sum(len(idx) for _, idx in chunk))
+    return out
+
+
+def _each_pair(model: Model, heads: list[list[int]], groups: list[list[int]], tails: list[list[int]]):
+    """token_scores per group, each (context, continuation) pair run whole (no cache to share)."""
+    flat = token_scores(model, [(head, tails[i]) for head, idx in zip(heads, groups, strict=True) for i in idx])
+    out, at = [], 0
+    for idx in groups:
+        out.append(flat[at : at + len(idx)])
+        at += len(idx)
+    return out
+
+
+@torch.no_grad()
+def shared_prefix_scores(model: Model, heads: Sequence[Sequence[int]], tails: Sequence[Sequence[Sequence[int]]],
+                         rows_per_pass: int = 16) -> list[list[tuple[float, bool]]]:
+    """`token_scores` for several continuations of each context, under the active edits: each context runs once,
+    and its KV cache serves all of its continuations (a probe item's four choices: ~3.5x fewer tokens).
+    Per context, per continuation: (summed negative log-likelihood, whether greedy decoding gives it)."""
+    prefix = left_pad(heads, model.tokenizer.pad_token_id).to(model.device)
+    last, cache = model.backend.run_cached(prefix.input_ids, prefix.attention_mask, prefix.position_ids, last_only=True)
+    first_logp = torch.log_softmax(last[:, -1].float(), -1)  # [context, vocab]: each continuation's first token
+    rows = [(c, tail) for c, group in enumerate(tails) for tail in group]
+    scored: list[tuple[float, bool]] = []
+    for start in range(0, len(rows), rows_per_pass):
+        chunk = rows[start : start + rows_per_pass]
+        index = torch.tensor([c for c, _ in chunk], device=model.device)
+        width = max(1, max(len(t) for _, t in chunk))
+        ids = torch.full((len(chunk), width), model.tokenizer.pad_token_id, device=model.device)  # [row, width]
+        mask = torch.zeros_like(ids)
+        for r, (_, tail) in enumerate(chunk):  # right padded: a pad after the tail changes nothing before it
+            ids[r, : len(tail)] = torch.tensor(list(tail), device=model.device)
+            mask[r, : len(tail)] = 1
+        full_mask = torch.cat([prefix.attention_mask[index], mask], 1)  # [row, context + width]
+        positions = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+        rows_cache = copy.deepcopy(cache)
+        rows_cache.batch_select_indices(index)
+        logits, _ = model.backend.run_cached(ids, full_mask, positions, rows_cache)  # [row, width, vocab]
+        logp = torch.cat([first_logp[index][:, None], torch.log_softmax(logits[:, :-1].float(), -1)], 1)
+        nll = -logp.gather(-1, ids[..., None])[..., 0]  # [row, width]
+        greedy = logp.argmax(-1) == ids
+        scored += [(float(nll[r, : len(t)].sum()), bool(greedy[r, : len(t)].all())) if t else (0.0, True)
+                   for r, (_, t) in enumerate(chunk)]
+    out, at = [], 0
+    for group in tails:
+        out.append(scored[at : at + len(group)])
+        at += len(group)
     return out
 
 

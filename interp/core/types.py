@@ -66,3 +66,11 @@ class Backend(Protocol):
     def run(self, batch: ChatBatch, read: Sequence[int] = (), logits: LogitsMode = "none") -> RunResult: ...
 
     def generate(self, batch: ChatBatch, max_new_tokens: int, stopping_criteria=None) -> torch.Tensor: ...
+
+    kv_cache: bool  # run_cached works (not on a remote engine, whose caches stay there)
+
+    def run_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                   past: Any = None, last_only: bool = False) -> tuple[torch.Tensor, Any]:
+        """Logits [batch, seq or 1, vocab] of input_ids after the cached `past` (None: none), under the active
+        edits, and the cache extended by them. attention_mask spans past and input; position_ids the input."""
+        ...

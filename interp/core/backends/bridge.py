@@ -141,6 +141,16 @@ class BridgeBackend:
                 pass
         return RunResult(store, out)
 
+    kv_cache = True
+
+    @torch.no_grad()
+    def run_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                   past=None, last_only: bool = False) -> tuple[torch.Tensor, object]:
+        with self.hooked():
+            out = self.model.hf(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                cache=past, use_cache=True, logits_to_keep=1 if last_only else 0)
+        return out.logits.float(), out.cache
+
     @torch.no_grad()
     def generate(self, batch: ChatBatch, max_new_tokens: int, stopping_criteria=None) -> torch.Tensor:
         with self.hooked():

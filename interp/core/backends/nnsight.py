@@ -82,6 +82,22 @@ class NNsightBackend:
             out = saved[0].float()
         return RunResult({layer: value.detach() for layer, value in store}, out)
 
+    @property
+    def kv_cache(self) -> bool:
+        return self.remote is False  # a remote engine keeps its caches
+
+    @torch.no_grad()
+    def run_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                   past=None, last_only: bool = False) -> tuple[torch.Tensor, object]:
+        saved: list = []
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with self.lm.trace(inputs, cache=past, use_cache=True, logits_to_keep=1 if last_only else 0):
+                self._trace_layers((), [], self.model.n_layers)
+                saved.append(self.lm.output.save())
+        return saved[0].logits.float(), saved[0].cache
+
     @torch.no_grad()
     def generate(self, batch: ChatBatch, max_new_tokens: int, stopping_criteria=None) -> torch.Tensor:
         result: list = []

@@ -55,10 +55,11 @@ def truth_margin(model: Model, items: Sequence[Prompt], direction: Direction, re
     prompts = [p.prompt for p in usable]
 
     def margins(intervention) -> tuple[list[float], list[float]]:
-        ref = continuation_logprob(model, prompts, [p.reference for p in usable], intervention)
-        off = continuation_logprob(model, prompts, [p.official for p in usable], intervention)
-        refuse = continuation_logprob(model, prompts, [refusals.get(p.lang, FALLBACK_REFUSAL["en"]) for p in usable],
-                                      intervention)
+        answers = ([p.reference for p in usable] + [p.official for p in usable]
+                   + [refusals.get(p.lang, FALLBACK_REFUSAL["en"]) for p in usable])
+        n = len(usable)  # one call: the three answers to a prompt share its pass where the backend caches
+        logp = continuation_logprob(model, prompts * 3, answers, intervention)
+        ref, off, refuse = logp[:n], logp[n : 2 * n], logp[2 * n :]
         return [r - o for r, o in zip(ref, off, strict=True)], [r - x for r, x in zip(ref, refuse, strict=True)]
 
     before_off, before_refuse = margins(None)
