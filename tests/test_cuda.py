@@ -1,7 +1,8 @@
 """The CUDA paths, on a GPU (skipped without one; CI has none): the loader's placement and dtype, both backends,
 a device map, hooks against weight edits, the whole pipeline and the exports, on a tiny model trained to refuse
 and saved as an HF directory, so the real loader reads it. Run on a lent GPU machine with
-`python -m pytest tests/test_cuda.py`."""
+`bash scripts/gpu_check.sh` (carrying the wheels in .whl/), or `python -m pytest tests/test_cuda.py` where interp
+is installed."""
 
 import json
 
@@ -67,6 +68,12 @@ def test_fp32_on_the_gpu_reads_what_the_cpu_reads(model_dir):
     torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3)
 
 
+def test_a_cpu_model_stays_on_the_cpu_through_nnsight_where_a_gpu_is_visible(model_dir):
+    model = load_model(model_dir, dtype="fp32", backend="nnsight")  # --device cpu, the default
+    logits = last_logits(model, PROMPTS)  # boots the backend (nnsight's pipeline once moved it to GPU 0 here)
+    assert {p.device.type for p in model.hf.parameters()} == {"cpu"} and logits.device.type == "cpu"
+
+
 def test_nnsight_and_a_device_map_agree_with_the_bridge_on_the_gpu(model_dir):
     bridge = load_model(model_dir, device="cuda", dtype="fp32")
     nnsight = load_model(model_dir, device="cuda", dtype="fp32", backend="nnsight")
@@ -76,6 +83,19 @@ def test_nnsight_and_a_device_map_agree_with_the_bridge_on_the_gpu(model_dir):
     for other in (nnsight, mapped):
         torch.testing.assert_close(collect(other, PROMPTS, keep=True, show_progress=False).per_prompt, reference,
                                    atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["transformer_lens", "nnsight"])
+def test_continuations_sharing_a_cached_prompt_on_the_gpu_score_as_on_the_cpu(model_dir, backend):
+    from interp.core.measure import continuation_nll
+
+    cpu = load_model(model_dir, dtype="fp32", backend=backend)
+    gpu = load_model(model_dir, device="cuda", dtype="fp32", backend=backend)
+    d = _direction(cpu)
+    prompts = [p for p in PROMPTS for _ in range(3)]
+    replies = ["yes", "no", "I cannot say."] * len(PROMPTS)
+    scores = [torch.tensor(continuation_nll(m, prompts, replies, lambda m=m: ablate(m, d))) for m in (cpu, gpu)]
+    torch.testing.assert_close(scores[1], scores[0], atol=1e-3, rtol=1e-3)
 
 
 def test_hook_ablation_equals_weight_orthogonalisation_on_the_gpu(model_dir):

@@ -26,7 +26,11 @@ class NNsightBackend:
         self.remote = remote  # True: NDIF (interp.core.remote); "local": nnsight's serialise-and-run dry run
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.lm = lm if lm is not None else LanguageModel(model.hf, tokenizer=model.tokenizer)
+            # nnsight wraps the module in a transformers pipeline, which moves a model to GPU 0 whenever one is
+            # visible (a `--device cpu` model too) unless told to keep the model's own device (-1); a model
+            # placed by a device map stays where accelerate put it, and the pipeline refuses a device for it
+            keep = {} if getattr(model.hf, "hf_device_map", None) else {"device": -1}
+            self.lm = lm if lm is not None else LanguageModel(model.hf, tokenizer=model.tokenizer, **keep)
 
     def _envoy(self, path: str):
         envoy = self.lm
