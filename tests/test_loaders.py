@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import pytest
 import torch
@@ -15,6 +16,11 @@ from interp.core.directions import Direction
 from interp.core.errors import InterpError
 
 D_MODEL = 8
+
+
+def noise(n: int, seed: int) -> bytes:
+    """Random bytes, the same in every collection (parallel test workers must agree on parameter ids)."""
+    return random.Random(seed).randbytes(n)
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -127,7 +133,7 @@ def test_an_unreadable_directions_json_is_refused(tmp_path, data):
     one_line(err)
 
 
-@pytest.mark.parametrize("data", [b"", os.urandom(200), b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+@pytest.mark.parametrize("data", [b"", noise(200, 1), b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
 def test_random_bytes_as_the_tensor_file_are_refused(tmp_path, data):
     saved_direction(tmp_path)
     (tmp_path / "directions.safetensors").write_bytes(data)
@@ -314,7 +320,7 @@ def _edit_report(path, change):
 
 @pytest.mark.parametrize("data, message", [
     (b"", r"report.json is corrupt"),
-    (os.urandom(64), r"report.json is corrupt"),
+    (noise(64, 2), r"report.json is corrupt"),
     (b'{"kinds": {', r"report.json is corrupt"),
     (b"[]", r"report.json: not a report"),
     (b'{"schema": "2"}', r"'schema' must be a positive integer"),
@@ -435,8 +441,8 @@ def test_the_undamaged_copy_loads(saved_tiny):
 
 @pytest.mark.parametrize("data, message", [
     (b"", r"empty.gguf is empty: not a GGUF model file"),
-    (b"\x00" * 64 + os.urandom(200), r"does not start with the GGUF magic bytes"),
-    (b"GGUF" + os.urandom(200), r"could not load .*\.gguf.*download them again"),
+    (b"\x00" * 64 + noise(200, 3), r"does not start with the GGUF magic bytes"),
+    (b"GGUF" + noise(200, 4), r"could not load .*\.gguf.*download them again"),
 ])
 def test_a_broken_gguf_is_one_error(tmp_path, data, message):
     from interp.core.model import load_model
