@@ -1,6 +1,7 @@
 """Print a run's test completions before and after an intervention, with the judge's labels, to read them by
 hand: python scripts/read_completions.py RUN_DIR [--kind censorship] [--set censored] [--lang zh] [--n 20] [--search]
-(--search: the completions of the kind's search pick on the test split, from search_pick.jsonl)
+(--search: the completions of the kind's search pick on the test split, from search_pick.jsonl; a run still in
+its evaluate stage: the kinds it has finished, from its checkpoint)
 
 Reading them is how a rate is checked: a suppression rate that falls while the text after the edit is
 invention is a rate of silence, not of truth."""
@@ -25,8 +26,11 @@ def main() -> None:
     parser.add_argument("--search", action="store_true", help="the kind's search pick (search_pick.jsonl)")
     args = parser.parse_args()
     kind = f"search_{args.kind}" if args.search else args.kind
-    rows = [r for r in RunDir(args.run_dir).per_prompt("search_pick.jsonl" if args.search else "per_prompt.jsonl")
-            if r.kind == kind and (args.set_name is None or r.set == args.set_name)
+    run = RunDir(args.run_dir)
+    rows = run.per_prompt("search_pick.jsonl" if args.search else "per_prompt.jsonl")
+    if not rows and not args.search:  # evaluate still running: the kinds it has finished
+        rows = [r for _, finished in run.evaluated_kinds().values() for r in finished]
+    rows = [r for r in rows if r.kind == kind and (args.set_name is None or r.set == args.set_name)
             and (args.lang is None or r.lang == args.lang)]
     for i, row in enumerate(rows[: args.n], 1):
         print(f"--- {i}. [{row.set}/{row.lang}/{row.category}] {row.prompt}")
