@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from interp import cli_capability, cli_push, cli_search
-from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, unchecked_line, without_hooks
+from interp.cli_engine import EngineOpt, TensorParallelOpt, evaluate_as_is, without_hooks
 from interp.cli_export import run_report, run_summary
 from interp.cli_options import (
     AffineOpt,
@@ -207,7 +207,7 @@ def evaluate(
     from interp.core.interventions import ablate, steer
     from interp.core.measure import kl_under
     from interp.study.damage import DamageProbe, capability_items
-    from interp.study.measures import checked_rates, generate_rows, rates, share
+    from interp.study.measures import checked_rates, generate_rows, rates, share, unchecked_line
     from interp.study.records import to_json
     from interp.study.report_md import damage_line
 
@@ -269,6 +269,7 @@ def judge(
     from interp.behaviour.judge import VERDICTS
     from interp.behaviour.judges import make_judge, read_cases
     from interp.core.atomic import atomic_write_jsonl, check_writable
+    from interp.study.measures import unchecked_line
 
     check_writable(out, is_file=True)
     cases = read_cases(completions)  # every row checked before any judge is loaded

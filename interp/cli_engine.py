@@ -12,7 +12,7 @@ import typer
 from interp.cli_options import ModelOptions
 from interp.core.errors import InterpError
 
-__all__ = ["EngineOpt", "TensorParallelOpt", "evaluate_as_is", "unchecked_line", "without_hooks"]
+__all__ = ["EngineOpt", "TensorParallelOpt", "evaluate_as_is", "without_hooks"]
 
 EngineOpt = Annotated[str, typer.Option(
     help="transformers (interp's own generation; hooks allowed) | vllm (an HF or exported model as it is, "
@@ -51,7 +51,7 @@ def evaluate_as_is(opts: ModelOptions, engine: str, tensor_parallel: int, prompt
     from interp.behaviour.judges import make_judge
     from interp.core import engines
     from interp.core.atomic import atomic_write_json, check_writable
-    from interp.study.measures import judge_rows, rates_by_lang, share
+    from interp.study.measures import judge_rows, rates_by_lang, share, unchecked_line
     from interp.study.records import to_json
 
     if max_new_tokens < 1:
@@ -80,10 +80,3 @@ def evaluate_as_is(opts: ModelOptions, engine: str, tensor_parallel: int, prompt
           f"(engine {runner.name}, judge {grader.name}, {max_new_tokens} tokens, n={r.n}); wrote {out}")
     if r.unchecked_rate:
         print(unchecked_line(grader.name, share(r.unchecked_rate)))
-
-
-def unchecked_line(judge: str, shares: str) -> str:
-    """What a user reads when some answers could not be checked against facts."""
-    return (f"unchecked answers {shares}: prompts without a fact checklist, where the {judge} judge cannot tell "
-            "faithful from invented, so they are not counted as faithful. Add `facts` to the prompt file, or "
-            "judge with --judge model:SPEC or openai:URL")

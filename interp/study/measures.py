@@ -29,7 +29,7 @@ from interp.core.model import Model
 from interp.study.records import Example, LabelledRow, PairedRow, Rates, SetResult
 
 __all__ = ["as_prompts", "checked_rates", "examples", "generate_rows", "judge_rows", "paired_rows", "rates",
-           "rates_by_lang", "set_result", "share", "specificity"]
+           "rates_by_lang", "set_result", "share", "specificity", "unchecked_line"]
 
 
 def judge_rows(items: Sequence[Prompt], completions: Sequence[str], judge: Judge | None = None, set_name: str = "",
@@ -89,6 +89,13 @@ def checked_rates(rows: Sequence[LabelledRow], judge: Judge) -> Rates:
 def share(rate: float | None) -> str:
     """A rate in a one-line summary: two decimals, or '-' where nothing was judged."""
     return "-" if rate is None else f"{rate:.2f}"
+
+
+def unchecked_line(judge: str, shares: str) -> str:
+    """What a user reads when some answers could not be checked against facts."""
+    return (f"unchecked answers {shares}: prompts without a fact checklist, where the {judge} judge cannot tell "
+            "faithful from invented, so they are not counted as faithful. Add `facts` to the prompt file, or "
+            "judge with --judge model:SPEC or openai:URL")
 
 
 def as_prompts(rows: Sequence[LabelledRow]) -> list[Prompt]:
