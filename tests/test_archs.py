@@ -94,6 +94,28 @@ def test_hook_ablation_equals_orthogonalisation(family, backend):
     assert gap < 0.5 * (_last_logits(naive, batch) - hooked).abs().max().item()
 
 
+@pytest.mark.parametrize("backend", ["nnsight", "transformer_lens"])
+def test_cached_generation_and_scoring_equal_uncached_ones(family, backend):
+    """The bridge once let DeepSeek-V3's latent attention ignore its KV cache (transformers passes `cache=`):
+    generation turned to garbage after the first token, and cached continuation scores were off by nats."""
+    from interp.core.measure import shared_prefix_scores, token_scores
+
+    model = tiny_family(family, backend)
+    batch = model.format_chat(PROMPTS[:2])
+    cached = model.backend.generate(batch, max_new_tokens=6)
+    with torch.no_grad():
+        plain = model.hf.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, max_new_tokens=6,
+                                  do_sample=False, use_cache=False, pad_token_id=model.tokenizer.pad_token_id)
+    assert torch.equal(cached, plain[:, batch.input_ids.shape[1] :])
+    tok = model.tokenizer
+    heads = [tok(model.chat_text(p), add_special_tokens=False)["input_ids"] for p in PROMPTS[:2]]
+    tails = [[tok(c, add_special_tokens=False)["input_ids"] for c in ("yes", "no, never")]] * 2
+    shared = shared_prefix_scores(model, heads, tails)
+    whole = [token_scores(model, [(h, t) for t in group]) for h, group in zip(heads, tails, strict=True)]
+    torch.testing.assert_close(torch.tensor([n for s in shared for n, _ in s]),
+                               torch.tensor([n for s in whole for n, _ in s]), atol=1e-4, rtol=1e-5)
+
+
 def test_every_routed_expert_is_edited():
     model = tiny_family("qwen2_moe")
     d = random_direction(model)

@@ -21,21 +21,33 @@ def patch_bridge_kv_cache() -> None:
     """TransformerLens 4.3 reads `past_key_values=`, transformers 5.24 passes `cache=`.
 
     Without this, KV-cached generation through a booted bridge attends to nothing after the first
-    token and emits garbage. Idempotent; tested by the cached-vs-uncached generation test.
+    token and emits garbage: in the common attention bridge and in the ones that compute attention
+    themselves (DeepSeek-V3/Kimi's multi-head latent attention, GLM-MoE-DSA). Idempotent; tested by
+    the cached-vs-uncached generation tests (every architecture row in test_archs).
     """
-    from transformer_lens.model_bridge.generalized_components import attention
+    from transformer_lens.model_bridge.generalized_components import (
+        attention,
+        glm_moe_dsa_attention,
+        mla_attention,
+    )
 
-    original = attention.AttentionBridge._update_kv_cache
-    if getattr(original, "_interp_patched", False):
-        return
+    for owner, name in ((attention.AttentionBridge, "_update_kv_cache"),
+                        (mla_attention.MLAAttentionBridge, "forward"),
+                        (glm_moe_dsa_attention.GlmMoeDsaAttentionBridge, "forward")):
+        setattr(owner, name, _reading_cache_as_past_key_values(getattr(owner, name)))
 
-    def _update_kv_cache(self, k, v, **kwargs):
+
+def _reading_cache_as_past_key_values(method: Callable) -> Callable:
+    if getattr(method, "_interp_patched", False):
+        return method
+
+    def patched(self, *args, **kwargs):
         if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
             kwargs["past_key_values"] = kwargs.pop("cache")
-        return original(self, k, v, **kwargs)
+        return method(self, *args, **kwargs)
 
-    _update_kv_cache._interp_patched = True  # type: ignore[attr-defined]
-    attention.AttentionBridge._update_kv_cache = _update_kv_cache
+    patched._interp_patched = True  # type: ignore[attr-defined]
+    return patched
 
 
 def _write_sites(model: HookedModel) -> list[list[torch.nn.Module]]:
