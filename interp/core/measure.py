@@ -17,8 +17,7 @@ from interp.core.progress import advance, progress_bar
 from interp.core.types import ChatBatch
 
 __all__ = ["Intervention", "continuation_ce", "continuation_kl", "continuation_logprob", "continuation_nll", "kl_under",
-           "last_logits", "left_pad", "mean_kl", "shared_prefix_scores",
-           "token_scores"]
+           "last_logits", "left_pad", "mean_kl", "shared_prefix_scores", "token_scores"]
 
 Intervention = Callable[[], AbstractContextManager]  # a fresh edit context each call, e.g. lambda: ablate(m, d)
 

@@ -5,8 +5,9 @@ Files (all written atomically): labels.jsonl; candidates.safetensors + candidate
 sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
 search.json + search.db (Optuna's SQLite study, transactional rather than atomic); report.json + report.md;
 figures/. Two checkpoints live only while their stage runs: sweep-partial.json (select) and
-evaluate-partial.json (each finished kind). manifest.json records the run's identity and its completed stages: a resume against a different
-identity is refused, since mixing stages of two runs would give a report that belongs to neither.
+evaluate-partial.json (each finished kind). manifest.json records the run's identity and its completed
+stages: a resume against a different identity is refused, since mixing stages of two runs would give a
+report that belongs to neither.
 """
 
 from __future__ import annotations
