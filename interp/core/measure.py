@@ -120,10 +120,15 @@ def continuation_nll(model: Model, prompts: Sequence[str], continuations: Sequen
 def _each_pair(model: Model, heads: list[list[int]], groups: list[list[int]], tails: list[list[int]]):
     """token_scores per group, each (context, continuation) pair run whole (no cache to share)."""
     flat = token_scores(model, [(head, tails[i]) for head, idx in zip(heads, groups, strict=True) for i in idx])
+    return _regroup(flat, [len(idx) for idx in groups])
+
+
+def _regroup(flat: list, sizes: Sequence[int]) -> list[list]:
+    """A flat list cut back into consecutive groups of the given sizes."""
     out, at = [], 0
-    for idx in groups:
-        out.append(flat[at : at + len(idx)])
-        at += len(idx)
+    for size in sizes:
+        out.append(flat[at : at + size])
+        at += size
     return out
 
 
@@ -157,11 +162,7 @@ def shared_prefix_scores(model: Model, heads: Sequence[Sequence[int]], tails: Se
         greedy = logp.argmax(-1) == ids
         scored += [(float(nll[r, : len(t)].sum()), bool(greedy[r, : len(t)].all())) if t else (0.0, True)
                    for r, (_, t) in enumerate(chunk)]
-    out, at = [], 0
-    for group in tails:
-        out.append(scored[at : at + len(group)])
-        at += len(group)
-    return out
+    return _regroup(scored, [len(group) for group in tails])
 
 
 @torch.no_grad()
