@@ -11,10 +11,12 @@ from interp.study.runner import run
 
 
 def same(got, want) -> bool:
-    """Texts, counts and labels exactly; a float to within rounding (scoring continuations over a shared prompt
-    cache, since 2026-11-26, sums the same terms in another order: at most 1.3e-6 on the tiny refuser)."""
+    """Texts, counts and labels exactly; a float to within float32 rounding. Scoring continuations over a shared
+    prompt cache (since 2026-11-26) sums the same terms in another order, moving floats by at most 1.3e-6 here;
+    torch 2.11+cu130 on a 16-core machine moves the Chinese truth-margin change (a difference of two mean
+    log-probabilities) by 1.2e-6, relative 1.8e-5. A real change to the pipeline moves numbers by far more."""
     if isinstance(got, float) and isinstance(want, float):
-        return math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-6)
+        return math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-5)
     return got == want
 
 

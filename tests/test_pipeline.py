@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from importlib import metadata
 
 import pytest
 import torch
@@ -28,6 +29,8 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
     assert set(report.kinds) == {"censorship", "refusal", "censorship_specific"}
     assert report.model.fingerprint == refuser.fingerprint
     assert report.completion_cache is False  # conftest turns it off; the report must say so
+    assert report.versions["torch"] == torch.__version__  # with its build tag (+cpu, +cu130)
+    assert report.versions["transformer_lens"] == metadata.version("transformer-lens")  # was "?": no __version__
     assert all(k in report.timings for k in ("label", "activations", "select", "evaluate", "steering", "total"))
     for name in ("report.json", "labels.jsonl", "per_prompt.jsonl", "directions.safetensors", "directions.json"):
         assert (tmp_path / name).stat().st_size > 0

@@ -34,12 +34,18 @@ class ExportInfo:
 
 
 def versions() -> dict[str, str | None]:
+    """Installed versions of the packages an export or run depends on (None: not installed). torch's comes from
+    torch itself: its build tag (`+cu130`, `+cpu`) says which build made the numbers, and some builds' package
+    metadata leave it out."""
+    import torch
+
     found: dict[str, str | None] = {"interp": __version__, "python": platform.python_version()}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
+    found["torch"] = torch.__version__
     return found
 
 

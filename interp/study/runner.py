@@ -17,6 +17,7 @@ import torch
 
 from interp.behaviour import prompts as P
 from interp.behaviour.thinking import thought_mode
+from interp.core.card import versions
 from interp.core.directions import Direction
 from interp.core.errors import InterpError
 from interp.core.generation import completion_cache_enabled
@@ -268,10 +269,8 @@ def _empty_thought(labels: Labels) -> dict[str, dict[str, float]] | None:
 
 
 def _versions() -> dict[str, str]:
-    import nnsight
-    import transformer_lens
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "transformer_lens": getattr(transformer_lens, "__version__", "?"), "nnsight": nnsight.__version__,
+    found = versions()
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            **{key: found[name] or "not installed" for key, name in
+               (("transformers", "transformers"), ("transformer_lens", "transformer-lens"), ("nnsight", "nnsight"))},
             "platform": platform.platform()}
