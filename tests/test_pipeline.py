@@ -1,4 +1,5 @@
 import json
+import time
 from dataclasses import replace
 from importlib import metadata
 
@@ -22,8 +23,21 @@ def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):
     assert not (tmp_path / "report.json").exists()  # nothing half-written
 
 
-def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_path):
+def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_path, monkeypatch):
+    import interp.study.runner
+
+    label_sets = interp.study.runner.label_sets
+
+    def label_slowly(*args, **kwargs):
+        time.sleep(2.0)
+        return label_sets(*args, **kwargs)
+
+    monkeypatch.setattr(interp.study.runner, "label_sets", label_slowly)
     report = run(refuser, tmp_path, tiny_config())
+    # each stage records its own seconds, not those of the earlier stages it pulled in, and they add up
+    assert report.timings["label"] >= 2.0 > report.timings["activations"]
+    stages = sum(v for k, v in report.timings.items() if k != "total")
+    assert report.timings["total"] == pytest.approx(stages, abs=0.02)
     censorship = report.kinds["censorship"]
     assert censorship.baseline.suppression_rate > 0.5  # it learned to refuse
     assert set(report.kinds) == {"censorship", "refusal", "censorship_specific"}

@@ -257,7 +257,8 @@ def render(report: Report) -> str:
     m = report.model
     out = [f"# interp report: {m.name}", "",
            f"Model fingerprint `{m.fingerprint[:16]}`, dtype {m.dtype}, backend {m.backend}, "
-           f"judge {report.judge}, interp {report.interp_version}, total {report.timings.get('total', 0):.0f} s.", "",
+           f"judge {report.judge}, interp {report.interp_version}, {report.timings.get('total', 0):.0f} s of stages "
+           "(the last run of each, resumes included).", "",
            *_contrasts(report), "## Verdict", "", *verdict(report), ""]
     for name, k in report.kinds.items():
         out += [f"## {name}: ablation at every layer (test split)", "", *_table(k), "",

@@ -78,16 +78,21 @@ class Study:
             identity["chat_template_kwargs"] = model.template_kwargs
         self.dir = RunDir(out).open(identity, resume)
         self.dir.timings.setdefault("load", round(load_seconds, 2))
-        self.started = time.perf_counter() - load_seconds
+        self._inner_seconds = 0.0  # seconds of the stages that the stage now running pulled in
 
     def _stage(self, name: str, compute: Callable[[], Any], save: Callable[[Any], None], load: Callable[[], Any]) -> Any:
+        """A stage that pulls an earlier one (evaluate pulls select, which pulls activations, ...) records only
+        its own seconds: the earlier stage's are subtracted, so the timings add up to the run's time."""
         if self.dir.done(name):
             return load()
         print(f"[interp] stage: {name}")
+        outer, self._inner_seconds = self._inner_seconds, 0.0
         start = time.perf_counter()
         value = compute()
         save(value)
-        self.dir.complete(name, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self.dir.complete(name, elapsed - self._inner_seconds)
+        self._inner_seconds = outer + elapsed
         return value
 
     @cached_property
@@ -235,7 +240,7 @@ class Study:
                          for n, by in self.sets.items()},
             judge="markers", completion_cache=completion_cache_enabled(), config=self.asked,
             resumed_stages=tuple(self.dir.resumed),
-            timings=dict(self.dir.timings, total=round(time.perf_counter() - self.started, 2)), search=searched,
+            timings=dict(self.dir.timings, total=round(sum(self.dir.timings.values()), 2)), search=searched,
         )
         self.dir.write_report(report, render(report))
         self.dir.complete("report")
