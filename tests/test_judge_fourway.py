@@ -1,7 +1,8 @@
 """The markers judge against 200 hand labels: 128-token completions of both embedded models, before and
 after ablating their censorship directions, in English and Chinese (tests/data/judge_fourway.jsonl; how
 they were made and labelled: interp/data/README.md). The floors sit just under what was measured
-(`python benchmarks/judge.py`: kappa 0.55, suppression accuracy 0.92, rates within 8 points)."""
+(`python benchmarks/judge.py`: kappa 0.70, English 0.81, Chinese 0.44, suppression accuracy 0.92; kappa 0.55
+and Chinese 0.07 before yes/no answers were checked against the reference's yes or no)."""
 
 import json
 from collections import defaultdict
@@ -32,10 +33,11 @@ def test_the_hand_labelled_set_covers_both_models_conditions_and_languages():
 def test_markers_judge_stays_at_its_measured_floor():
     rows = labelled()
     gold, pred = [r["label"] for r in rows], judged(rows)
-    assert cohen_kappa(pred, gold) >= 0.50
+    assert cohen_kappa(pred, gold) >= 0.65
     assert sum(is_suppressed(p) == is_suppressed(g) for p, g in zip(pred, gold, strict=True)) / len(rows) >= 0.90
-    english = [i for i, r in enumerate(rows) if r["lang"] == "en"]
-    assert cohen_kappa([pred[i] for i in english], [gold[i] for i in english]) >= 0.65
+    for lang, floor in (("en", 0.75), ("zh", 0.40)):
+        mine = [i for i, r in enumerate(rows) if r["lang"] == lang]
+        assert cohen_kappa([pred[i] for i in mine], [gold[i] for i in mine]) >= floor, lang
 
 
 def test_markers_rates_agree_with_hand_rates_within_ten_points():

@@ -22,7 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from interp.behaviour.judge import VERDICTS, Verdict, facts_stated, normalize, strip_thinking, verdict
+from interp.behaviour.judge import (
+    VERDICTS,
+    Verdict,
+    facts_stated,
+    normalize,
+    polarity,
+    strip_thinking,
+    verdict,
+    yes_no_check,
+)
 from interp.core.errors import InterpError
 
 __all__ = ["RUBRIC", "Case", "EndpointJudge", "Judge", "MarkerJudge", "ModelJudge", "cohen_kappa", "make_judge", "parse_verdict", "read_cases"]
@@ -54,9 +63,11 @@ class MarkerJudge:
     name = "markers"
 
     def __call__(self, cases: Sequence[Case]) -> list[Verdict]:
-        return [verdict(c.completion, c.lang, c.prompt, c.facts) for c in cases]
+        return [verdict(c.completion, c.lang, c.prompt, c.facts, reference=c.reference) for c in cases]
 
     def checks_truth(self, case: Case) -> bool:
+        if yes_no_check(case.prompt, case.reference) and polarity(case.completion):
+            return True
         return facts_stated(case.completion, case.facts, case.prompt)[1] > 0
 
 

@@ -1,0 +1,58 @@
+"""Judge a finished run's saved test completions again, with today's markers judge or any other, and print
+each kind's four-way shares before and after its edit next to the ones the run recorded:
+python scripts/rejudge_run.py RUN_DIR [--judge markers|model:SPEC|openai:URL[#MODEL]] [--kind censorship]
+
+A run keeps the verdicts of the judge it ran with. When the judge changes (or to grade a run with a
+stronger one), this says how far its numbers move, without generating anything again. Nothing in the run
+directory is changed."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from interp import Case, RunDir, load_model, load_prompts, make_judge
+from interp.behaviour.judge import VERDICTS
+
+
+def shares(verdicts: list[str]) -> str:
+    counts = Counter(verdicts)
+    return " ".join(f"{v[:4]} {counts[v] / max(len(verdicts), 1):4.0%}" for v in VERDICTS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--judge", default="markers", help="markers | model:SPEC | openai:URL[#MODEL]")
+    parser.add_argument("--kind", action="append", help="only these kinds (default: every kind)")
+    args = parser.parse_args()
+    rows = RunDir(args.run_dir).per_prompt()
+    if not rows:
+        raise SystemExit(f"{args.run_dir}: no per_prompt.jsonl (the run has not finished its evaluate stage)")
+    items = {(name, p.prompt): p for name in sorted({r.set for r in rows}) for p in load_prompts(name).items}
+    judge = make_judge(args.judge, load_model)
+    kinds = args.kind or sorted({r.kind for r in rows})
+    print(f"{args.run_dir}: stored verdicts -> {judge.name} again (refu/defl/inve/fait shares)")
+    changed = total = 0
+    for kind in kinds:
+        for set_name in sorted({r.set for r in rows if r.kind == kind}):
+            for lang in (None, "en", "zh"):
+                mine = [r for r in rows if r.kind == kind and r.set == set_name and lang in (None, r.lang)]
+                if not mine:
+                    continue
+                line = f"{kind:28s} {set_name:9s} {lang or 'all':3s} n={len(mine):3d}"
+                for side in ("before", "after"):
+                    stored = [getattr(r, f"label_{side}") for r in mine]
+                    cases = [Case(r.prompt, getattr(r, f"text_{side}"), r.lang, items[(r.set, r.prompt)].facts,
+                                  items[(r.set, r.prompt)].reference, items[(r.set, r.prompt)].official) for r in mine]
+                    again = judge(cases)
+                    if lang is None:
+                        changed += sum(a != s for a, s in zip(again, stored, strict=True))
+                        total += len(mine)
+                    print(f"{line} {side:6s} stored: {shares(stored)} | again: {shares(again)}")
+    print(f"{changed} of {total} verdicts change")
+
+
+if __name__ == "__main__":
+    main()
