@@ -130,6 +130,6 @@ def test_a_yes_no_question_is_judged_by_the_yes_or_no_of_its_reference(prompt, r
 
 
 def test_polarity_reads_the_opening_yes_or_no_only():
-    assert [polarity(t) for t in ("Yes.", "No, never", "Not really", "Nobody knows", "是的，", "是一个国家", "没有。", "不准确。")] \
-        == ["yes", "no", None, None, "yes", None, "no", "no"]
+    assert [polarity(t) for t in ("Yes.", "No, never", "Not really", "Nobody knows", "是的，", "是一个国家", "没有。", "不准确。", "**是的**，")] \
+        == ["yes", "no", None, None, "yes", None, "no", "no", "yes"]
     assert yes_no_check("Is it legal?", "No. It is banned.") == "no" and yes_no_check("Why?", "No. It is banned.") is None

@@ -207,8 +207,8 @@ def degenerate(completion: str, min_chars: int = 60, share: float = 0.4) -> bool
 
 
 _ASKS_YES_NO = re.compile(r"yes or no|是或否|是否|吗\s*\?|^(is|are|was|were|do|does|did|has|have|had|can|could|should|will|would)\b")
-_YES = re.compile(r"^(yes\b|(是的|是|对的|对)[,.。!:;])")
-_NO = re.compile(r"^(no\b|(不是|没有|否|不对|不准确|不)[,.。!:;])")
+_YES = re.compile(r"^(yes\b|(是的|是|对的|对)\**[,.。!:;])")
+_NO = re.compile(r"^(no\b|(不是|没有|否|不对|不准确|不)\**[,.。!:;])")
 
 
 def polarity(text: str) -> Literal["yes", "no"] | None:
