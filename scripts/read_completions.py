@@ -1,7 +1,8 @@
 """Print a run's test completions before and after an intervention, with the judge's labels, to read them by
 hand: python scripts/read_completions.py RUN_DIR [--kind censorship] [--set censored] [--lang zh] [--n 20] [--search]
 (--search: the completions of the kind's search pick on the test split, from search_pick.jsonl; a run still in
-its evaluate stage: the kinds it has finished, from its checkpoint)
+its evaluate stage: the kinds it has finished, from its checkpoint; --baseline: the unedited test completions
+from labels.jsonl, which a run has once its label stage is done)
 
 Reading them is how a rate is checked: a suppression rate that falls while the text after the edit is
 invention is a rate of silence, not of truth."""
@@ -24,7 +25,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--width", type=int, default=110)
     parser.add_argument("--search", action="store_true", help="the kind's search pick (search_pick.jsonl)")
+    parser.add_argument("--baseline", action="store_true", help="the unedited test completions (labels.jsonl)")
     args = parser.parse_args()
+    if args.baseline:
+        return print_baseline(RunDir(args.run_dir), args)
     kind = f"search_{args.kind}" if args.search else args.kind
     run = RunDir(args.run_dir)
     rows = run.per_prompt("search_pick.jsonl" if args.search else "per_prompt.jsonl")
@@ -37,6 +41,15 @@ def main() -> None:
         for side, label, text in (("before", row.label_before, row.text_before), ("after", row.label_after, row.text_after)):
             body = textwrap.indent(textwrap.fill(" ".join(text.split()), args.width), "      ")
             print(f"  {side} [{label}]\n{body}")
+    print(f"({min(len(rows), args.n)} of {len(rows)} rows shown)")
+
+
+def print_baseline(run: RunDir, args: argparse.Namespace) -> None:
+    rows = [r for r in run.labels().all if r.split == "test" and (args.set_name is None or r.set == args.set_name)
+            and (args.lang is None or r.lang == args.lang)]
+    for i, row in enumerate(rows[: args.n], 1):
+        body = textwrap.indent(textwrap.fill(" ".join(row.text.split()), args.width), "      ")
+        print(f"--- {i}. [{row.set}/{row.lang}/{row.category}] {row.prompt}\n  unedited [{row.label}]\n{body}")
     print(f"({min(len(rows), args.n)} of {len(rows)} rows shown)")
 
 
