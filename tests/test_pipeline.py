@@ -1,7 +1,10 @@
 import json
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,8 @@ from interp.core.errors import InterpError
 from interp.study.config import RunConfig
 from interp.study.rundir import RunDir
 from interp.study.runner import run
+
+ROOT = Path(__file__).parent.parent
 
 
 def test_a_model_that_suppresses_nothing_is_explained_not_crashed(tmp_path):
@@ -54,6 +59,11 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
         assert kind.damage.capability_after.n == kind.damage.capability_before.n == 8
         assert kind.damage.kl_per_token > 0 and kind.damage.n == 2
     assert "Damage beyond the first-token KL" in (tmp_path / "report.md").read_text()
+    # judged again with the judge it ran with, from its saved completions: no verdict moves
+    rejudged = subprocess.run([sys.executable, str(ROOT / "scripts" / "rejudge_run.py"), str(tmp_path)],
+                              capture_output=True, text=True, cwd=ROOT)
+    assert rejudged.returncode == 0, rejudged.stderr
+    assert f"0 of {2 * len(rows)} verdicts change" in rejudged.stdout
 
 
 def test_a_search_on_a_finished_run_puts_the_pick_and_its_test_numbers_in_the_report(refuser, tmp_path):
