@@ -49,7 +49,8 @@ def evaluate(spec: str, rows: list[dict]) -> dict:
     judge = make_judge(spec, lambda s: load_model(s))
     predicted = judge([as_case(r) for r in rows])
     gold = [r["label"] for r in rows]
-    result = {"judge": judge.name, "seconds": round(time.perf_counter() - start, 1), "all": agreement(predicted, gold)}
+    result = {"judge": judge.name, "seconds": round(time.perf_counter() - start, 1), "all": agreement(predicted, gold),
+              "largest_rate_gap": rate_gaps(predicted, rows)}
     for lang in ("en", "zh"):
         keep = [i for i, r in enumerate(rows) if r["lang"] == lang]
         result[lang] = agreement([predicted[i] for i in keep], [gold[i] for i in keep])
@@ -57,6 +58,18 @@ def evaluate(spec: str, rows: list[dict]) -> dict:
         keep = [i for i, r in enumerate(rows) if r["model"] == model]
         result[model] = agreement([predicted[i] for i in keep], [gold[i] for i in keep])
     return result
+
+
+def rate_gaps(predicted: list[str], rows: list[dict]) -> dict[str, float]:
+    """The largest gap, over (model, condition) blocks, between the judge's and the hand labels' suppression
+    and faithful shares: what a report's rates would be off by."""
+    gaps = {"suppression": 0.0, "faithful": 0.0}
+    for block in {(r["model"], r["condition"]) for r in rows}:
+        mine = [(r["label"], p) for r, p in zip(rows, predicted, strict=True) if (r["model"], r["condition"]) == block]
+        for name, pick in (("suppression", lambda v: v in ("refusal", "deflection")), ("faithful", lambda v: v == "faithful")):
+            gap = abs(sum(pick(h) for h, _ in mine) - sum(pick(p) for _, p in mine)) / len(mine)
+            gaps[name] = max(gaps[name], round(gap, 4))
+    return gaps
 
 
 def hand_table(rows: list[dict]) -> list[str]:
@@ -79,7 +92,9 @@ def main() -> None:
     print("\n".join(hand_table(rows)))
     results = [evaluate(spec, rows) for spec in args.judge]
     for r in results:
-        print(f"{r['judge']}: n={r['all']['n']} ({r['seconds']} s)")
+        gaps = r["largest_rate_gap"]
+        print(f"{r['judge']}: n={r['all']['n']} ({r['seconds']} s); largest gap to the hand shares per model and edit: "
+              f"suppression {gaps['suppression']:.0%}, faithful {gaps['faithful']:.0%}")
         for part in ("all", "en", "zh"):
             a = r[part]
             per = " ".join(f"{v} {a[f'kappa_{v}']:.2f}" for v in VERDICTS)
