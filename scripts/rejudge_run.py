@@ -32,6 +32,11 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: no per_prompt.jsonl (the run has not finished its evaluate stage)")
     items = {(name, p.prompt): p for name in sorted({r.set for r in rows}) for p in load_prompts(name).items}
     judge = make_judge(args.judge, load_model)
+    # each distinct completion judged once: the baselines recur in every kind, and a model judge is slow
+    texts = sorted({(r.set, r.prompt, r.lang, getattr(r, f"text_{side}")) for r in rows for side in ("before", "after")})
+    cases = [Case(prompt, text, lang, items[(set_name, prompt)].facts, items[(set_name, prompt)].reference,
+                  items[(set_name, prompt)].official) for set_name, prompt, lang, text in texts]
+    again = dict(zip(texts, judge(cases), strict=True))
     kinds = args.kind or sorted({r.kind for r in rows})
     print(f"{args.run_dir}: stored verdicts -> {judge.name} again (refu/defl/inve/fait shares)")
     changed = total = 0
@@ -44,13 +49,11 @@ def main() -> None:
                 line = f"{kind:28s} {set_name:9s} {lang or 'all':3s} n={len(mine):3d}"
                 for side in ("before", "after"):
                     stored = [getattr(r, f"label_{side}") for r in mine]
-                    cases = [Case(r.prompt, getattr(r, f"text_{side}"), r.lang, items[(r.set, r.prompt)].facts,
-                                  items[(r.set, r.prompt)].reference, items[(r.set, r.prompt)].official) for r in mine]
-                    again = judge(cases)
+                    now = [again[(r.set, r.prompt, r.lang, getattr(r, f"text_{side}"))] for r in mine]
                     if lang is None:
-                        changed += sum(a != s for a, s in zip(again, stored, strict=True))
+                        changed += sum(a != s for a, s in zip(now, stored, strict=True))
                         total += len(mine)
-                    print(f"{line} {side:6s} stored: {shares(stored)} | again: {shares(again)}")
+                    print(f"{line} {side:6s} stored: {shares(stored)} | again: {shares(now)}")
     print(f"{changed} of {total} verdicts change")
 
 
