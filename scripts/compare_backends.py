@@ -13,7 +13,7 @@ import tempfile
 
 import torch
 
-from interp import CONTRASTS, RunConfig, RunDir, Study, load_model
+from interp import CONTRASTS, RunConfig, Study, load_model
 from interp.core.selection import Scorer
 from interp.study.stages.candidates import Candidates, extract_candidates
 from interp.study.stages.select import select
@@ -38,8 +38,7 @@ def main() -> None:
     print(f"labels agree on {sum(a.label == b.label for a, b in pairs)} of {len(pairs)}")
 
     extracted = tuple(c for c in CONTRASTS if not c.derived)
-    bridge_run = RunDir(bridge.dir.path)
-    theirs = Candidates.load(bridge_run)
+    theirs = Candidates.load(bridge.dir)
     ours = extract_candidates(nn.model, bridge.labels, config, extracted)
     swept = slice(-config.sweep_positions, None)
     for kind in ("censorship", "refusal"):

@@ -264,8 +264,8 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
             assert abs(ours.kl - theirs.kl) <= 0.03 + 0.1 * theirs.kl, where
         by_candidate = {(r.layer, r.position): r for r in bridge_sweeps[kind]}
         picked = by_candidate[(chosen[kind].layer, chosen[kind].position)]
-        theirs = bridge.kinds[kind]
-        assert picked.bypass_score <= by_candidate[(theirs.layer, theirs.position)].bypass_score + 0.15, kind
+        bridge_pick = bridge.kinds[kind]
+        assert picked.bypass_score <= by_candidate[(bridge_pick.layer, bridge_pick.position)].bypass_score + 0.15, kind
 
     a = bridge.kinds["censorship"]
     bridge_direction = load(bridge_dir, "censorship")
