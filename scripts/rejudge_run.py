@@ -1,6 +1,7 @@
 """Judge a finished run's saved test completions again, with today's markers judge or any other, and print
 each kind's four-way shares before and after its edit next to the ones the run recorded:
 python scripts/rejudge_run.py RUN_DIR [--judge markers|model:SPEC|openai:URL[#MODEL]] [--kind censorship]
+[--rows per_prompt.jsonl|transfer.jsonl|steering.jsonl|search_pick.jsonl]
 
 A run keeps the verdicts of the judge it ran with. When the judge changes (or to grade a run with a
 stronger one), this says how far its numbers move, without generating anything again. Nothing in the run
@@ -26,10 +27,13 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--judge", default="markers", help="markers | model:SPEC | openai:URL[#MODEL]")
     parser.add_argument("--kind", action="append", help="only these kinds (default: every kind)")
+    parser.add_argument("--rows", default="per_prompt.jsonl",
+                        choices=("per_prompt.jsonl", "transfer.jsonl", "steering.jsonl", "search_pick.jsonl"),
+                        help="which stage's before/after rows (default: evaluate's)")
     args = parser.parse_args()
-    rows = RunDir(args.run_dir).per_prompt()
+    rows = RunDir(args.run_dir).per_prompt(args.rows)
     if not rows:
-        raise SystemExit(f"{args.run_dir}: no per_prompt.jsonl (the run has not finished its evaluate stage)")
+        raise SystemExit(f"{args.run_dir}: no {args.rows} (its stage has not finished, or the run predates the file)")
     items = {(name, p.prompt): p for name in sorted({r.set for r in rows}) for p in load_prompts(name).items}
     judge = make_judge(args.judge, load_model)
     # each distinct completion judged once: the baselines recur in every kind, and a model judge is slow

@@ -15,6 +15,7 @@ from interp.core.errors import InterpError
 from interp.study.config import RunConfig
 from interp.study.rundir import RunDir
 from interp.study.runner import run
+from interp.study.stages.steer import steered_kind
 
 ROOT = Path(__file__).parent.parent
 
@@ -59,6 +60,14 @@ def test_pipeline_end_to_end_on_a_tiny_model_that_really_refuses(refuser, tmp_pa
         assert kind.damage.capability_after.n == kind.damage.capability_before.n == 8
         assert kind.damage.kl_per_token > 0 and kind.damage.n == 2
     assert "Damage beyond the first-token KL" in (tmp_path / "report.md").read_text()
+    steered = RunDir(tmp_path).per_prompt("steering.jsonl")  # the completions each steered rate comes from
+    assert steered
+    for name, kind in report.kinds.items():
+        for point in kind.steering or ():
+            mine = [r for r in steered if r.kind == steered_kind(name, point.coef)]
+            assert len(mine) == point.n
+            if point.n:
+                assert sum(r.suppressed_after for r in mine) / point.n == pytest.approx(point.suppression_rate)
     # judged again with the judge it ran with, from its saved completions: no verdict moves
     rejudged = subprocess.run([sys.executable, str(ROOT / "scripts" / "rejudge_run.py"), str(tmp_path)],
                               capture_output=True, text=True, cwd=ROOT)
@@ -173,6 +182,12 @@ def test_transfer_stage_ablates_each_language_direction_and_each_kind_across(ref
     assert -1 <= languages["en"].cosine_with_pooled <= 1
     assert kinds["refusal_on_censored"].baseline["all"].suppression_rate > 0.5
     assert "## Transfer" in render(report) and (tmp_path / "transfer.json").is_file()
+    rows = RunDir(tmp_path).per_prompt("transfer.jsonl")  # the completions each transferred rate comes from
+    expected = {(f"censorship[{lang}]", "censored") for lang in languages} | {("refusal", "censored"), ("censorship", "harmful")}
+    assert {(r.kind, r.set) for r in rows} == expected
+    across = [r for r in rows if r.kind == "refusal"]
+    ablated = kinds["refusal_on_censored"].ablated["all"]
+    assert len(across) == ablated.n and sum(r.suppressed_after for r in across) / ablated.n == pytest.approx(ablated.suppression_rate)
     assert RunDir(tmp_path).report() == report  # what was written reads back as the same typed record
 
 

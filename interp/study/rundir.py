@@ -2,7 +2,8 @@
 through it and every reader (report, figures, scripts) reads through it, typed.
 
 Files (all written atomically): labels.jsonl; candidates.safetensors + candidates.json; directions.* +
-sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json; transfer.json; analysis.json;
+sweeps.json + scorer.json; evaluate.json + per_prompt.jsonl; steering.json (+ steering.jsonl); transfer.json
+(+ transfer.jsonl); analysis.json;
 search.json + search.db (Optuna's SQLite study, transactional rather than atomic); report.json + report.md;
 figures/. Two checkpoints live only while their stage runs: sweep-partial.json (select) and
 evaluate-partial.json (each finished kind). manifest.json records the run's identity and its completed
@@ -239,7 +240,8 @@ class RunDir:
 
     def per_prompt(self, name: str = "per_prompt.jsonl") -> list[PairedRow]:
         """The evaluate stage's before/after rows; name="search_pick.jsonl": those of each search's pick (kind
-        `search_<kind>`), which its test-split rates come from."""
+        `search_<kind>`), which its test-split rates come from; "transfer.jsonl" / "steering.jsonl": those
+        of the transfer and steering stages (absent in runs made before they were kept)."""
         if not (self.path / name).is_file():
             return []
         return [from_json(PairedRow, row, f"{self.path / name}:{i + 1}") for i, row in enumerate(self._read_jsonl(name))]

@@ -175,17 +175,30 @@ class Study:
 
     @cached_property
     def steering(self) -> dict[str, tuple[SteerPoint, ...]]:
-        return self._stage("steering", lambda: {
-            c.name: dose_response(self.model, c, self.chosen[c.name], self.labels, self.config, self.harmless_logits)
-            for c in self.contrasts if c.steer},
-            lambda v: self.dir.write_json("steering", v), lambda: self.dir.read("steering", dict[str, tuple[SteerPoint, ...]]))
+        def compute() -> dict[str, tuple[SteerPoint, ...]]:
+            points, rows = {}, []
+            for c in self.contrasts:
+                if c.steer:
+                    points[c.name], steered = dose_response(self.model, c, self.chosen[c.name], self.labels,
+                                                            self.config, self.harmless_logits)
+                    rows += steered
+            self.dir.write_per_prompt(rows, "steering.jsonl")
+            return points
+
+        return self._stage("steering", compute, lambda v: self.dir.write_json("steering", v),
+                           lambda: self.dir.read("steering", dict[str, tuple[SteerPoint, ...]]))
 
     @cached_property
     def transferred(self) -> Transfer | None:
         if not self.config.transfer:
             return None
-        return self._stage("transfer", lambda: transfer(self.model, self.candidates, self.chosen, self.labels, self.config),
-                           lambda v: self.dir.write_json("transfer", v), lambda: self.dir.read("transfer", Transfer))
+        def compute() -> Transfer:
+            result, rows = transfer(self.model, self.candidates, self.chosen, self.labels, self.config)
+            self.dir.write_per_prompt(rows, "transfer.jsonl")
+            return result
+
+        return self._stage("transfer", compute, lambda v: self.dir.write_json("transfer", v),
+                           lambda: self.dir.read("transfer", Transfer))
 
     @cached_property
     def analysis(self) -> Analysis:
