@@ -280,6 +280,19 @@ def test_completions_under_an_ablation_are_cached_by_its_vector(tmp_path, monkey
     assert len(list((tmp_path / "completions").iterdir())) == 2
 
 
+def test_completions_that_stopped_under_other_markers_are_not_reused(tmp_path, monkeypatch):
+    from interp.core.generation import complete
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    monkeypatch.delenv("INTERP_NO_COMPLETION_CACHE")
+    m = tiny_model()
+    whole = complete(m, ["hello"], 12, show_progress=False, stop=lambda text: False, stop_key="a")
+    cut = complete(m, ["hello"], 12, show_progress=False, stop=lambda text: len(text) > 0, stop_key="b")
+    assert len(cut[0]) < len(whole[0])  # stopped at the first check: not the other test's cached text
+    assert complete(m, ["hello"], 12, show_progress=False, stop=lambda text: False, stop_key="a") == whole
+    assert len(list((tmp_path / "completions").iterdir())) == 2
+
+
 def test_an_interrupted_selection_sweep_resumes_where_it_stopped(tmp_path, refuser, monkeypatch):
     from tiny import tiny_config
 

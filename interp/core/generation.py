@@ -72,13 +72,16 @@ def complete(
     stop: Stop | None = None,
     description: str = "generating",
     show_progress: bool = True,
+    stop_key: str = "",
 ) -> list[str]:
-    """Greedy completions for prompts, in the order given (with the model's active edits applied)."""
+    """Greedy completions for prompts, in the order given (with the model's active edits applied).
+    `stop_key` names what `stop` tests (e.g. the judge's markers): cached completions that stopped under
+    another test are not reused."""
     from transformers import StoppingCriteriaList
 
     lengths = model.prompt_lengths(prompts)
     model.check_prompt_lengths(prompts, lengths)  # before any work, not after an hour of it
-    cache = CompletionCache.for_model(model, max_new_tokens, stop is not None)
+    cache = CompletionCache.for_model(model, max_new_tokens, stop is not None, stop_key)
     chats = [model.chat_text(p) for p in prompts] if cache else []
     texts: list[str | None] = [cache.get(c) for c in chats] if cache else [None] * len(prompts)
     todo = [i for i, t in enumerate(texts) if t is None]
@@ -116,11 +119,11 @@ class CompletionCache:
             self.entries = {}  # an unreadable cache is regenerated, never trusted
 
     @classmethod
-    def for_model(cls, model: Model, max_new_tokens: int, early_stop: bool) -> CompletionCache | None:
+    def for_model(cls, model: Model, max_new_tokens: int, early_stop: bool, stop_key: str = "") -> CompletionCache | None:
         if not completion_cache_enabled() or any(e.key is None for e in model.edits):
             return None
-        key = (f"{model.fingerprint[:16]}-{model.dtype_name}-{model.backend_name}-{max_new_tokens}-"
-               f"{'stop' if early_stop else 'full'}")
+        stopping = (f"stop-{stop_key}" if stop_key else "stop") if early_stop else "full"
+        key = f"{model.fingerprint[:16]}-{model.dtype_name}-{model.backend_name}-{max_new_tokens}-{stopping}"
         if model.edits:
             key += "-edit-" + hashlib.sha256("|".join(e.key for e in model.edits).encode()).hexdigest()[:16]
         return cls(cache_root() / "completions" / f"{key}.json")

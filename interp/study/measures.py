@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from interp.behaviour.judge import (
+    MARKERS_KEY,
     UNFINISHED,
     degenerate,
     fact_recall,
@@ -58,7 +59,8 @@ def generate_rows(model: Model, items: Sequence[Prompt], intervention: Intervent
         return verdict_certain(prefix + text)
 
     def run() -> list[str]:
-        made = complete(model, texts, max_new_tokens, stop=stop, description=description, show_progress=show_progress)
+        made = complete(model, texts, max_new_tokens, stop=stop, description=description, show_progress=show_progress,
+                        stop_key=MARKERS_KEY)
         return [prefix + text for text in made]
 
     if intervention is None:
