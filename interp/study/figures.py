@@ -334,8 +334,9 @@ def _verdict_bars(ax: plt.Axes, runs: list[Run], kind: str) -> None:
         ax.bar_label(drawn, fmt="%.0f", fontsize=6)
     ax.set_xticks(range(len(runs)), [run.report.model.name.replace("-Instruct", "") for run in runs], fontsize=7)
     ax.set_ylabel(f"{runs[0].report.contrasts[kind].label or kind} test prompts (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_ylim(0, 135)  # headroom: the legend sits above bars that reach 100%
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(fontsize=6, ncol=3, loc="upper center")
 
 
 def make_cross_model(run_dirs: list[Path | str], out_dir: Path | str) -> list[Path]:
