@@ -89,6 +89,12 @@ def test_a_search_on_a_finished_run_puts_the_pick_and_its_test_numbers_in_the_re
         assert "the pick on the test split" in text
         rows = RunDir(tmp_path).per_prompt("search_pick.jsonl")  # the completions the pick's rates come from
         assert {r.kind for r in rows} == {"search_censorship"} and len(rows) == result.pick_test.after["all"].n
+    # a stage rerun later (--resume) rewrites the report: the search stays in it
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["completed"].remove("transfer" if "transfer" in manifest["completed"] else "steering")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert run(refuser, tmp_path, tiny_config(), resume=True).search == {"censorship": result}
+    assert "## Search: censorship" in (tmp_path / "report.md").read_text()
 
 
 def test_same_model_prompts_and_seed_give_bit_identical_directions(refuser, tmp_path):

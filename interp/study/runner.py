@@ -208,11 +208,12 @@ class Study:
 
     @cached_property
     def searched(self) -> dict[str, SearchResult] | None:
-        """The Optuna search of config.search_kind (None when config.search_trials is 0). Inside the stage,
-        search.db is the checkpoint: an interrupted search resumes from its finished trials."""
+        """The Optuna search of config.search_kind. Inside the stage, search.db is the checkpoint: an
+        interrupted search resumes from its finished trials. When config.search_trials is 0: the searches an
+        `interp search` added to this directory (None if none), so resuming the run keeps them in its report."""
         config = self.config
         if not config.search_trials:
-            return None
+            return self.dir.search() or None
         c = next((c for c in self.extracted if c.name == config.search_kind), None)
         if c is None:
             raise InterpError(f"search_kind {config.search_kind!r} is not an extracted kind of this run "
