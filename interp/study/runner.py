@@ -192,6 +192,7 @@ class Study:
     def transferred(self) -> Transfer | None:
         if not self.config.transfer:
             return None
+
         def compute() -> Transfer:
             result, rows = transfer(self.model, self.candidates, self.chosen, self.labels, self.config)
             self.dir.write_per_prompt(rows, "transfer.jsonl")
