@@ -13,7 +13,7 @@ import tempfile
 
 import torch
 
-from interp import CONTRASTS, RunConfig, Study, load_model
+from interp import RunConfig, Study, load_model
 from interp.core.selection import Scorer
 from interp.study.stages.candidates import Candidates, extract_candidates
 from interp.study.stages.select import select
@@ -37,7 +37,7 @@ def main() -> None:
     pairs = list(zip(bridge.labels, nn.labels, strict=True))
     print(f"labels agree on {sum(a.label == b.label for a, b in pairs)} of {len(pairs)}")
 
-    extracted = tuple(c for c in CONTRASTS if not c.derived)
+    extracted = bridge.extracted
     theirs = Candidates.load(bridge.dir)
     ours = extract_candidates(nn.model, bridge.labels, config, extracted)
     swept = slice(-config.sweep_positions, None)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from interp import RunDir
 
-ROWS = {"evaluate": "per_prompt.jsonl", "search": "search_pick.jsonl", "transfer": "transfer.jsonl",
-        "steering": "steering.jsonl"}
+ROWS = RunDir.PAIRED_ROWS
 
 
 def main() -> None:

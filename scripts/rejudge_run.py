@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--judge", default="markers", help="markers | model:SPEC | openai:URL[#MODEL]")
     parser.add_argument("--kind", action="append", help="only these kinds (default: every kind)")
     parser.add_argument("--rows", default="per_prompt.jsonl",
-                        choices=("per_prompt.jsonl", "transfer.jsonl", "steering.jsonl", "search_pick.jsonl"),
+                        choices=tuple(RunDir.PAIRED_ROWS.values()),
                         help="which stage's before/after rows (default: evaluate's)")
     args = parser.parse_args()
     rows = RunDir(args.run_dir).per_prompt(args.rows)

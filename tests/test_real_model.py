@@ -225,7 +225,6 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
       prompt (in quick mode one flipped label shifts a direction enough to move several of 16 prompts).
     Measured with `python scripts/compare_backends.py --dtype bf16` (0.5B, 2-core AVX2 EPYC)."""
     from interp.core.directions import load
-    from interp.study.config import CONTRASTS
     from interp.study.measures import as_prompts, generate_rows, rates
     from interp.study.records import SuppressionTokens, SweepRow
     from interp.study.rundir import RunDir
@@ -237,12 +236,13 @@ def test_nnsight_backend_runs_the_pipeline_like_the_bridge(quick_run, tmp_path):
     nn_model = load_model("embedded", backend="nnsight")
     bridge_run = RunDir(bridge_dir)
     bridge_labels = bridge_run.labels()
-    own_labels = Study(nn_model, tmp_path, QUICK, splits=("train", "val")).labels
+    study = Study(nn_model, tmp_path, QUICK, splits=("train", "val"))
+    own_labels = study.labels
     bridge_rows = [r for r in bridge_labels if r.split in ("train", "val")]
     pairs = list(zip([r.label for r in bridge_rows], [r.label for r in own_labels], strict=True))
     assert sum(a == b for a, b in pairs) >= 0.95 * len(pairs)
 
-    extracted = tuple(c for c in CONTRASTS if not c.derived)
+    extracted = study.extracted
     bridge_candidates = Candidates.load(bridge_run)
     nn_candidates = extract_candidates(nn_model, bridge_labels, QUICK, extracted)
     swept = slice(-QUICK.sweep_positions, None)

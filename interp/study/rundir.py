@@ -56,6 +56,11 @@ STAGE_FILES = {
 
 
 class RunDir:
+    # before -> after rows (PairedRow), by the stage that writes them: `per_prompt(PAIRED_ROWS[stage])`;
+    # only evaluate's file is required of a finished stage, since runs made before the others lack them
+    PAIRED_ROWS = {"evaluate": "per_prompt.jsonl", "search": "search_pick.jsonl", "transfer": "transfer.jsonl",
+                   "steering": "steering.jsonl"}
+
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.completed: list[str] = []

@@ -182,7 +182,7 @@ class Study:
                     points[c.name], steered = dose_response(self.model, c, self.chosen[c.name], self.labels,
                                                             self.config, self.harmless_logits)
                     rows += steered
-            self.dir.write_per_prompt(rows, "steering.jsonl")
+            self.dir.write_per_prompt(rows, RunDir.PAIRED_ROWS["steering"])
             return points
 
         return self._stage("steering", compute, lambda v: self.dir.write_json("steering", v),
@@ -195,7 +195,7 @@ class Study:
 
         def compute() -> Transfer:
             result, rows = transfer(self.model, self.candidates, self.chosen, self.labels, self.config)
-            self.dir.write_per_prompt(rows, "transfer.jsonl")
+            self.dir.write_per_prompt(rows, RunDir.PAIRED_ROWS["transfer"])
             return result
 
         return self._stage("transfer", compute, lambda v: self.dir.write_json("transfer", v),

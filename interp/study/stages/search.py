@@ -73,7 +73,7 @@ def keep_pick_rows(run_dir: RunDir, tester: PickTester) -> None:
     """search_pick.jsonl: the pick's before -> after rows, one kind's replacing its earlier ones."""
     kind = f"search_{tester.c.name}"
     if tester.paired:
-        name = "search_pick.jsonl"
+        name = RunDir.PAIRED_ROWS["search"]
         run_dir.write_per_prompt([r for r in run_dir.per_prompt(name) if r.kind != kind] + tester.paired, name)
 
 
